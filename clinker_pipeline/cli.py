@@ -1,0 +1,281 @@
+"""The `clinker` command: the interface scripts and people use outside the Dagster UI.
+
+Exit codes are part of the contract: 0 plan found (or instance valid), 1 bad input,
+2 infeasible instance (diagnosis on stderr), 3 solver gave no plan (e.g. time limit too short).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+from clinker_pipeline import settings
+from clinker_pipeline.errors import ClinkerError, InvalidInstance, SolverUnavailable
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _gap(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clinker", description="Plan clinker production, shipments and stock."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check an instance; one line per problem")
+    p.add_argument("path", help="directory of CSV files or an .xlsx workbook")
+    p.add_argument("--warnings", action="store_true", help="also list warnings (on stderr)")
+
+    p = sub.add_parser("template", help="write empty CSV files with the right headers")
+    p.add_argument("out_dir")
+
+    p = sub.add_parser("optimize", help="solve an instance and write the plan to DuckDB")
+    p.add_argument("--input", default=None, help="instance path (default: bundled sample)")
+    p.add_argument("--gap", type=_gap, default=1e-4, help="relative MIP gap of the cost stage")
+    p.add_argument("--time-limit", type=_positive_float, default=300.0, help="seconds, all stages")
+    p.add_argument("--objective", choices=["lexicographic", "penalty"], default="lexicographic")
+    p.add_argument("--penalty", type=float, default=1e5, help="INR/t unmet (objective=penalty)")
+    p.add_argument("--holding-cost", type=float, default=0.0, help="INR per t per period")
+    p.add_argument("--solver", default="highs", help="see `clinker solvers`")
+    p.add_argument("--output", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
+    p.add_argument("--no-write", action="store_true", help="solve only; write nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    sub.add_parser("solvers", help="list the solvers Pyomo can use here")
+
+    p = sub.add_parser("generate", help="write a synthetic instance in the dataset format")
+    p.add_argument("out_dir")
+    p.add_argument("--ius", type=_count, default=8)
+    p.add_argument("--gus", type=_count, default=16)
+    p.add_argument("--periods", type=_count, default=3)
+    p.add_argument("--lanes-per-iu", type=_count, default=6)
+    p.add_argument("--seed", type=int, default=7)
+
+    p = sub.add_parser("run", help="materialize the whole asset graph (the main job)")
+    p.add_argument("--input", default=None, help="instance path (default: bundled sample)")
+    p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
+    p.add_argument("--time-limit", type=_positive_float, default=300.0)
+    p.add_argument("--gap", type=_gap, default=1e-4)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler = {
+        "validate": cmd_validate,
+        "template": cmd_template,
+        "optimize": cmd_optimize,
+        "solvers": cmd_solvers,
+        "generate": cmd_generate,
+        "run": cmd_run,
+    }[args.command]
+    try:
+        return handler(args)
+    except InvalidInstance as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (SolverUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ClinkerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_PLAN
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from clinker_pipeline.instance import load_instance
+
+    instance = load_instance(args.path)
+    for problem in instance.errors:
+        print(f"ERROR {problem}")
+    if args.warnings:
+        for problem in instance.warnings:
+            print(f"WARN {problem}", file=sys.stderr)
+    n_err, n_warn = len(instance.errors), len(instance.warnings)
+    verdict = "valid" if instance.valid else "invalid"
+    print(f"{args.path}: {verdict} ({n_err} errors, {n_warn} warnings)", file=sys.stderr)
+    return EXIT_OK if instance.valid else EXIT_BAD_INPUT
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from clinker_pipeline.instance.io import write_tables
+    from clinker_pipeline.instance.parse import empty_table
+    from clinker_pipeline.instance.tables import TABLES
+
+    written = write_tables({t.name: empty_table(t) for t in TABLES}, args.out_dir, all_columns=True)
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from clinker_pipeline.instance.generate import generate_instance
+    from clinker_pipeline.instance.io import write_tables
+
+    tables = generate_instance(
+        ius=args.ius,
+        gus=args.gus,
+        periods=args.periods,
+        lanes_per_iu=args.lanes_per_iu,
+        seed=args.seed,
+    )
+    for path in write_tables(tables, args.out_dir):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_solvers(args: argparse.Namespace) -> int:
+    from clinker_pipeline.optimization.solvers import list_solvers
+
+    for info in list_solvers():
+        state = f"available {info.version or ''}".strip() if info.available else "not available"
+        print(f"{info.name:<14} {state:<22} {info.interface}")
+    return EXIT_OK
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from clinker_pipeline.instance import load_instance, sample_instance_path
+    from clinker_pipeline.optimization import SolveOptions, optimize
+    from clinker_pipeline.report import plan_summary
+
+    path = args.input or str(sample_instance_path())
+    instance = load_instance(path)
+    if not instance.valid:
+        raise InvalidInstance(
+            f"{path}: {len(instance.errors)} problem(s); nothing was solved "
+            "(`clinker validate` lists them)",
+            instance.errors,
+        )
+    options = SolveOptions(
+        objective=args.objective,
+        solver=args.solver,
+        mip_gap=args.gap,
+        time_limit=args.time_limit,
+        holding_cost=args.holding_cost,
+        penalty=args.penalty,
+    )
+    warnings = [str(p) for p in instance.warnings]
+    result = optimize(instance.tables, options, warnings=warnings)
+    output = None
+    if not args.no_write:
+        import duckdb
+
+        from clinker_pipeline.storage.plan_store import write_plan
+
+        output = settings.ensure_parent(args.output or settings.duckdb_path())
+        with duckdb.connect(output) as con:
+            write_plan(
+                con,
+                result,
+                launched_by="cli",
+                inputs_fingerprint=instance.fingerprint(),
+                input_origin=str(path),
+                input_warnings=warnings,
+            )
+    if args.json:
+        record = {**result.summary(), "output": output, "n_input_warnings": len(warnings)}
+        record = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()
+        }
+        print(json.dumps(record))
+    else:
+        print(plan_summary(result, output))
+    if result.status == "infeasible":
+        print(f"infeasible: {result.message}", file=sys.stderr)
+        for line in result.diagnosis.get("description", []):
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_INFEASIBLE
+    if not result.plan_found:
+        print(f"no plan: {result.message}", file=sys.stderr)
+        return EXIT_NO_PLAN
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialize every asset in-process, as the scheduled job would, and print the plan."""
+    if args.input:
+        os.environ["CLINKER_INSTANCE_PATH"] = str(Path(args.input).resolve())
+    if args.duckdb:
+        os.environ["CLINKER_DUCKDB_PATH"] = args.duckdb
+    import dagster as dg
+
+    from clinker_pipeline.definitions import defs
+    from clinker_pipeline.report import plan_summary
+
+    instance = (
+        dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    )
+    job = defs.resolve_job_def("clinker_plan_job")
+    run_config = {
+        "ops": {"clinker_plan": {"config": {"time_limit": args.time_limit, "mip_gap": args.gap}}},
+        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "WARNING"}}},
+    }
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    failed_checks = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    ]
+    for check in failed_checks:
+        print(
+            f"check failed: {check.asset_key.to_user_string()}.{check.check_name}", file=sys.stderr
+        )
+    try:
+        plan = result.output_for_node("clinker_plan")
+    except Exception:
+        plan = None
+    if plan is None:
+        print(
+            "the plan was not built: the input checks above failed (see the quarantine table, "
+            "or run `clinker validate` on the instance)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    print(
+        f"Materialized {len(result.get_asset_materialization_events())} assets "
+        f"(Dagster run {result.run_id})."
+    )
+    print(plan_summary(plan, os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())))
+    if not result.success:
+        return EXIT_NO_PLAN
+    if plan.status == "infeasible":
+        return EXIT_INFEASIBLE
+    return EXIT_OK if plan.plan_found else EXIT_NO_PLAN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""The one entry point Dagster loads: every asset, check, job and resource of the project."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from clinker_pipeline.defs.instance.assets import instance_tables
+from clinker_pipeline.defs.planning.assets import clinker_plan, plan_job, plan_tables
+from clinker_pipeline.defs.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[instance_tables, clinker_plan, plan_tables],
+    jobs=[plan_job],
+    resources=build_resources(),
+)

@@ -1,0 +1,1 @@
+"""Everything Dagster discovers, one folder per concern; `definitions.py` assembles it."""

@@ -1,0 +1,1 @@
+"""The planning instance as Dagster assets: one per table, each with Pandera-backed checks."""

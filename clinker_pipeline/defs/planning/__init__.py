@@ -1,0 +1,1 @@
+"""The optimization asset and the DuckDB tables it publishes."""

@@ -1,0 +1,206 @@
+"""The plan: solve the clinker model on validated tables, then publish it to DuckDB.
+
+Solving and publishing are separate assets so a DuckDB hiccup can be retried without paying
+for the solve again, and so the solve's metadata (status, cost, gap, timings) is visible even
+when publishing fails.
+"""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from clinker_pipeline.defs.instance.assets import GROUP as INSTANCE_GROUP
+from clinker_pipeline.defs.markdown import to_markdown
+from clinker_pipeline.instance import TABLES
+from clinker_pipeline.instance.loader import fingerprint
+from clinker_pipeline.instance.parse import coerce_tables
+from clinker_pipeline.optimization.result import PlanResult
+from clinker_pipeline.storage.plan_store import DETAIL_TABLES, write_plan
+
+GROUP = "planning"
+PLAN_FOUND_CHECK = "plan_found"
+GAP_CHECK = "gap_within_target"
+PLAN_MAX_RUNTIME_S = 3600
+DUCKDB_WRITER_TAG = "clinker/duckdb_writer"
+
+
+class PlanConfig(dg.Config):
+    """Solver settings a planner may change per run from the launchpad."""
+
+    objective: Literal["lexicographic", "penalty"] = "lexicographic"
+    solver: str = "highs"
+    mip_gap: float = 1e-4
+    time_limit: float = 300.0
+    holding_cost: float = 0.0
+    penalty: float = 1e5
+    scenario: str = "base"
+
+
+@dg.asset(
+    ins={spec.name: dg.AssetIn(key=spec.name) for spec in TABLES},
+    group_name=GROUP,
+    kinds={"pyomo", "highs"},
+    owners=["team:planning"],
+    tags={"dagster/max_runtime": str(PLAN_MAX_RUNTIME_S)},
+    check_specs=[
+        dg.AssetCheckSpec(
+            PLAN_FOUND_CHECK,
+            asset="clinker_plan",
+            description="The solver found a plan (optimal or time-limited with an incumbent).",
+        ),
+        dg.AssetCheckSpec(
+            GAP_CHECK,
+            asset="clinker_plan",
+            description="The plan is proven within the requested MIP gap.",
+        ),
+    ],
+)
+def clinker_plan(
+    context: dg.AssetExecutionContext,
+    config: PlanConfig,
+    plants: pd.DataFrame,
+    clinker_demand: pd.DataFrame,
+    clinker_capacity: pd.DataFrame,
+    production_cost: pd.DataFrame,
+    logistics_lanes: pd.DataFrame,
+    flow_constraints: pd.DataFrame,
+    opening_stock: pd.DataFrame,
+    closing_stock_bounds: pd.DataFrame,
+    hub_opening_stock: pd.DataFrame,
+):
+    """Cheapest plan that serves the most demand: production, trips per lane, stock, shortfall."""
+    from clinker_pipeline.optimization import SolveOptions, optimize  # heavy: pyomo, highspy
+
+    tables = coerce_tables(
+        {
+            "plants": plants,
+            "clinker_demand": clinker_demand,
+            "clinker_capacity": clinker_capacity,
+            "production_cost": production_cost,
+            "logistics_lanes": logistics_lanes,
+            "flow_constraints": flow_constraints,
+            "opening_stock": opening_stock,
+            "closing_stock_bounds": closing_stock_bounds,
+            "hub_opening_stock": hub_opening_stock,
+        }
+    )
+    options = SolveOptions(
+        objective=config.objective,
+        solver=config.solver,
+        mip_gap=config.mip_gap,
+        time_limit=config.time_limit,
+        holding_cost=config.holding_cost,
+        penalty=config.penalty,
+    )
+    result = optimize(tables, options)
+    result.options["scenario"] = config.scenario
+    result.options["inputs_fingerprint"] = fingerprint(tables)
+    context.log.info(
+        f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
+    )
+    yield dg.Output(result, metadata=plan_metadata(result))
+    yield dg.AssetCheckResult(
+        check_name=PLAN_FOUND_CHECK,
+        passed=result.plan_found,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "status": result.status,
+            "message": result.message,
+            "diagnosis": dg.MetadataValue.md(
+                to_markdown(
+                    result.diagnosis[["description", "violation_t"]]
+                    if len(result.diagnosis)
+                    else result.diagnosis
+                )
+            ),
+        },
+    )
+    within = result.mip_gap is not None and result.mip_gap <= options.mip_gap + 1e-12
+    yield dg.AssetCheckResult(
+        check_name=GAP_CHECK,
+        passed=bool(result.plan_found and within),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"mip_gap": result.mip_gap, "target_gap": options.mip_gap},
+    )
+
+
+def plan_metadata(result: PlanResult) -> dict[str, object]:
+    def num(v: float | None) -> float:
+        return float("nan") if v is None else float(v)
+
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "cost_inr": num(result.cost),
+        "production_cost_inr": num(result.production_cost),
+        "transport_cost_inr": num(result.transport_cost),
+        "holding_cost_inr": num(result.holding_cost),
+        "demand_t": result.demand_t,
+        "unmet_t": num(result.unmet_t),
+        "served_pct": num(result.served_pct),
+        "mip_gap": num(result.mip_gap),
+        "solver": f"{result.solver} {result.solver_version or ''}".strip(),
+        "n_vars": result.n_vars,
+        "n_int": result.n_int,
+        "n_rows": result.n_rows,
+        "build_s": round(result.build_s, 3),
+        "handoff_s": round(result.handoff_s, 3),
+        "solve_s": round(result.solve_s, 3),
+        "extract_s": round(result.extract_s, 3),
+        "message": result.message,
+        "cost_by_iu": dg.MetadataValue.md(to_markdown(result.cost_by_iu())),
+    }
+
+
+PUBLISHED = ("plan_runs", *DETAIL_TABLES)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name,
+            deps=["clinker_plan"],
+            group_name=GROUP,
+            kinds={"duckdb"},
+            owners=["team:planning"],
+            description=f"DuckDB table {name}: one set of rows per optimizer run (run_id).",
+        )
+        for name in PUBLISHED
+    ],
+    ins={"clinker_plan": dg.AssetIn()},
+)
+def plan_tables(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, clinker_plan: PlanResult
+):
+    """Append the run to the analysts' tables in one transaction; `latest_plan_*` views follow."""
+    with duckdb.get_connection() as con:
+        counts = write_plan(
+            con,
+            clinker_plan,
+            scenario=str(clinker_plan.options.get("scenario", "base")),
+            launched_by="dagster",
+            inputs_fingerprint=clinker_plan.options.get("inputs_fingerprint"),
+            input_origin=INSTANCE_GROUP,
+            dagster_run_id=context.run.run_id,
+            input_warnings=clinker_plan.warnings,
+        )
+    for name in PUBLISHED:
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                "run_id": clinker_plan.run_id,
+                "rows_added": counts.get(name, 0),
+                "status": clinker_plan.status,
+            },
+        )
+
+
+plan_job = dg.define_asset_job(
+    "clinker_plan_job",
+    selection=dg.AssetSelection.all(),
+    description="Load and validate the instance, solve the plan, publish it to DuckDB.",
+    # dagster.yaml lets one run with this tag at a time: DuckDB has a single writer.
+    tags={DUCKDB_WRITER_TAG: "true"},
+)

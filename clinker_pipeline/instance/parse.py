@@ -1,0 +1,137 @@
+"""Turn raw text tables into typed internal tables, reporting every bad cell.
+
+Parsing never drops a row: a cell that cannot be read becomes a null plus a Problem naming the
+file, row and column, so validation can block the plan while the row stays visible.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clinker_pipeline.instance.io import RawTable
+from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.instance.tables import Column, TableSpec
+
+FIRST_DATA_ROW = 2  # line 1 of a CSV (or sheet) is the header
+
+
+def empty_table(spec: TableSpec) -> pd.DataFrame:
+    data = {c.name: pd.Series(dtype=_dtype(c)) for c in spec.columns}
+    data["source_row"] = pd.Series(dtype="Int64")
+    return pd.DataFrame(data)
+
+
+def parse_table(raw: RawTable) -> tuple[pd.DataFrame, list[Problem]]:
+    spec = raw.spec
+    if raw.frame is None:
+        return empty_table(spec), []
+    frame = raw.frame
+    headers = {str(h).strip().lower(): h for h in frame.columns}
+    problems: list[Problem] = []
+    missing = [c.header for c in spec.columns if c.required and c.header.lower() not in headers]
+    if missing:
+        found = ", ".join(repr(str(h)) for h in frame.columns)
+        for header in missing:
+            problems.append(
+                Problem(
+                    spec.name,
+                    raw.source,
+                    None,
+                    header,
+                    f"column missing (found columns: {found})",
+                )
+            )
+        return empty_table(spec), problems
+
+    out: dict[str, pd.Series] = {}
+    rows = pd.RangeIndex(len(frame)) + FIRST_DATA_ROW
+    for col in spec.columns:
+        original = headers.get(col.header.lower())
+        if original is None:  # optional column absent
+            out[col.name] = pd.Series([None] * len(frame), dtype=_dtype(col))
+            continue
+        text = frame[original].astype(str).str.strip().reset_index(drop=True)
+        series, cell_problems = _parse_column(col, text, rows, raw)
+        out[col.name] = series
+        problems.extend(cell_problems)
+    table = pd.DataFrame(out)
+    table["source_row"] = pd.array(rows, dtype="Int64")
+    return table, problems
+
+
+def _parse_column(
+    col: Column, text: pd.Series, rows: pd.Index, raw: RawTable
+) -> tuple[pd.Series, list[Problem]]:
+    problems: list[Problem] = []
+    blank = text.eq("") | text.str.lower().isin(["nan", "none", "null"])
+    if not col.nullable:
+        for i in blank[blank].index:
+            problems.append(
+                Problem(
+                    raw.spec.name,
+                    raw.source,
+                    int(rows[i]),
+                    col.header,
+                    "blank; a value is required",
+                )
+            )
+    if col.kind in ("code", "text"):
+        return text.mask(blank, pd.NA).astype("string"), problems
+
+    numbers = pd.to_numeric(text.mask(blank, None), errors="coerce")
+    bad = numbers.isna() & ~blank
+    for i in bad[bad].index:
+        problems.append(
+            Problem(
+                raw.spec.name,
+                raw.source,
+                int(rows[i]),
+                col.header,
+                f"not a number: {text[i]!r}",
+                value=text[i],
+            )
+        )
+    if col.kind == "int":
+        fractional = numbers.notna() & (numbers != numbers.round())
+        for i in fractional[fractional].index:
+            problems.append(
+                Problem(
+                    raw.spec.name,
+                    raw.source,
+                    int(rows[i]),
+                    col.header,
+                    f"not a whole number: {text[i]!r}",
+                    value=text[i],
+                )
+            )
+        numbers = numbers.mask(fractional)
+        return numbers.round().astype("Int64"), problems
+    return numbers.astype("float64"), problems
+
+
+def _dtype(col: Column) -> str:
+    return {"code": "string", "text": "string", "int": "Int64", "float": "float64"}[col.kind]
+
+
+def coerce_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Give tables read back from storage (DuckDB, parquet) the internal dtypes again."""
+    from clinker_pipeline.instance.tables import TABLES
+
+    out = {}
+    for spec in TABLES:
+        frame = tables.get(spec.name)
+        if frame is None:
+            out[spec.name] = empty_table(spec)
+            continue
+        frame = frame.copy()
+        for col in spec.columns:
+            if col.name not in frame:
+                frame[col.name] = pd.Series([None] * len(frame), dtype=_dtype(col))
+            elif col.kind == "int":
+                frame[col.name] = pd.to_numeric(frame[col.name]).astype("Int64")
+            else:
+                frame[col.name] = frame[col.name].astype(_dtype(col))
+        if "source_row" in frame:
+            frame["source_row"] = pd.to_numeric(frame["source_row"]).astype("Int64")
+        out[spec.name] = frame.reset_index(drop=True)
+    return out

@@ -1,0 +1,37 @@
+"""A finding about one cell, row or file of an instance, located for the person who fixes it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Severity = Literal["ERROR", "WARN"]
+# What kind of rule a problem breaks; each maps to one Dagster asset check.
+Rule = Literal["schema", "reference", "dropped"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str  # internal table name (e.g. "clinker_capacity")
+    source: str  # file or sheet the row came from, as the user knows it
+    row: int | None  # 1-based line in the file (header = 1); None for whole-file problems
+    column: str | None  # header as in the file
+    message: str
+    severity: Severity = "ERROR"
+    rule: Rule = "schema"
+    value: str | None = None  # the offending raw value, when there is one
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.message}"
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+
+def errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "ERROR"]

@@ -1,0 +1,61 @@
+"""Human-readable plan summaries for the terminal (CLI and the main job)."""
+
+from __future__ import annotations
+
+from clinker_pipeline.optimization.result import PlanResult
+
+
+def _inr(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) >= 1e7:
+        return f"INR {v / 1e7:,.2f} crore"
+    return f"INR {v:,.0f}"
+
+
+def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 5) -> str:
+    lines = [
+        f"Plan {result.run_id} ({result.objective}, {result.solver} {result.solver_version or ''})".rstrip()
+    ]
+    lines.append(
+        f"  status      {result.status}" + (f" - {result.message}" if result.message else "")
+    )
+    if result.plan_found:
+        gap = "n/a" if result.mip_gap is None else f"{100 * result.mip_gap:.4f} %"
+        lines += [
+            f"  served      {result.served_pct:.4f} % of {result.demand_t:,.0f} t "
+            f"(unmet {result.unmet_t:,.0f} t)",
+            f"  cost        {_inr(result.cost)} = production {_inr(result.production_cost)}"
+            f" + transport {_inr(result.transport_cost)} + holding {_inr(result.holding_cost)}",
+            f"  MIP gap     {gap}",
+        ]
+        ship = result.shipments
+        if len(ship):
+            by_mode = ship.groupby("transport_code")["quantity_t"].sum()
+            trips = int(ship["trips"].fillna(0).sum())
+            modes = ", ".join(f"{m} {q:,.0f} t" for m, q in by_mode.items())
+            lines.append(
+                f"  shipments   {len(ship)} lane-periods, {modes}; {trips:,} full-load trips"
+            )
+        by_iu = result.cost_by_iu().head(top)
+        if len(by_iu):
+            lines.append(f"  top {len(by_iu)} IUs by cost:")
+            for r in by_iu.itertuples(index=False):
+                lines.append(
+                    f"    {r.iu_code:<10} produce {r.production_t:>12,.0f} t  ship {r.shipped_t:>12,.0f} t"
+                    f"  {_inr(r.total_cost_inr)}"
+                )
+    elif len(result.diagnosis):
+        lines.append("  rows that must give:")
+        lines += [f"    - {d}" for d in result.diagnosis["description"].head(10)]
+    lines.append(
+        f"  model       {result.n_vars:,} vars ({result.n_int:,} integer), {result.n_rows:,} rows; "
+        f"build {result.build_s:.2f} s, hand-off {result.handoff_s:.2f} s, "
+        f"solve {result.solve_s:.2f} s, extract {result.extract_s:.2f} s"
+    )
+    if duckdb_path:
+        lines.append(
+            f"  written to  {duckdb_path} (plan_runs, plan_production, plan_shipments, "
+            "plan_inventory, plan_unmet; views latest_plan_*)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Where results land for analysts: the DuckDB plan store (no Dagster here)."""

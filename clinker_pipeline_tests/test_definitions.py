@@ -1,0 +1,82 @@
+"""The code location loads, and exposes every asset, check and job the README promises."""
+
+import subprocess
+import sys
+import tomllib
+
+import dagster as dg
+import yaml
+
+from clinker_pipeline.definitions import defs
+from clinker_pipeline.instance import TABLES
+from clinker_pipeline_tests.helpers import REPO
+
+PLAN_TABLES = [
+    "plan_runs",
+    "plan_production",
+    "plan_shipments",
+    "plan_inventory",
+    "plan_unmet",
+    "plan_diagnosis",
+]
+
+
+def test_definitions_are_loadable():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_asset_is_registered():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    expected = {t.name for t in TABLES} | {"clinker_plan"} | set(PLAN_TABLES)
+    assert keys == expected
+
+
+def test_every_check_is_registered_with_its_blocking_flag():
+    graph = defs.resolve_asset_graph()
+    checks = {
+        (k.asset_key.to_user_string(), k.name): graph.get_check_spec(k)
+        for k in graph.asset_check_keys
+    }
+    for table in TABLES:
+        assert checks[(table.name, "schema_valid")].blocking
+    for table in TABLES[1:]:
+        assert checks[(table.name, "references_valid")].blocking
+    assert not checks[("logistics_lanes", "rows_all_modelled")].blocking
+    assert not checks[("flow_constraints", "rows_all_modelled")].blocking
+    assert ("clinker_plan", "plan_found") in checks
+    assert ("clinker_plan", "gap_within_target") in checks
+    assert len(checks) == 9 + 8 + 2 + 2
+
+
+def test_main_job_selects_the_whole_graph_and_is_tagged_as_duckdb_writer():
+    job = defs.resolve_job_def("clinker_plan_job")
+    assert job.tags["clinker/duckdb_writer"] == "true"
+    graph = defs.resolve_asset_graph()
+    assert set(job.asset_layer.executable_asset_keys) >= set(graph.get_all_asset_keys())
+
+
+def test_plan_asset_has_a_max_runtime():
+    spec = next(
+        s for s in defs.resolve_all_asset_specs() if s.key.to_user_string() == "clinker_plan"
+    )
+    assert int(spec.tags["dagster/max_runtime"]) > 0
+
+
+def test_workspace_yaml_and_pyproject_point_at_the_same_module():
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]["module_name"]
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dagster"]["module_name"] == module == "clinker_pipeline.definitions"
+
+
+def test_dagster_cli_validates_both_entry_points():
+    for args in (["-w", "workspace.yaml"], []):
+        out = subprocess.run(
+            [sys.executable, "-m", "dagster", "definitions", "validate", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
