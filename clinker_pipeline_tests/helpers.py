@@ -11,17 +11,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    return Path(os.getenv("CLINKER_SHARED_DIR", REPO.parent / "shared"))
+def shared_datasets_dir() -> Path:
+    """`../shared/datasets` next to the repo, or `$CLINKER_SHARED_DIR/datasets` when set.
+
+    CLINKER_SHARED_DIR may also point straight at the datasets folder.
+    """
+    env = os.environ.get("CLINKER_SHARED_DIR")
+    if env:
+        base = Path(env).expanduser().resolve()
+        return base / "datasets" if (base / "datasets").is_dir() else base
+    return REPO.parent / "shared" / "datasets"
 
 
 def dataset(name: str) -> Path:
-    """A public dataset folder from ../shared/datasets; skips with the reason when absent."""
-    path = shared_dir() / "datasets" / name
+    """A public dataset folder; skips the test with the reason when it is absent."""
+    path = shared_datasets_dir() / name
     if not path.exists():
-        pytest.skip(
-            f"../shared/datasets/{name} not found at {path}: the public dataset is not here"
-        )
+        pytest.skip(f"../shared/datasets not found: {path} does not exist")
     return path
 
 

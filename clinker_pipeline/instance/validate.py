@@ -143,7 +143,12 @@ def reference_problems(tables: dict[str, pd.DataFrame], sources: dict[str, str])
         )
     cap, cost = tables["clinker_capacity"], tables["production_cost"]
     costed = cost.set_index(["iu_code", "time_period"]).index
-    no_cost = (cap["capacity"] > 0) & ~cap.set_index(["iu_code", "time_period"]).index.isin(costed)
+    # only for known IUs: an unknown code was reported above and needs no second message
+    no_cost = (
+        (cap["capacity"] > 0)
+        & cap["iu_code"].isin(ius)
+        & ~cap.set_index(["iu_code", "time_period"]).index.isin(costed)
+    )
     flag(
         "clinker_capacity",
         pd.Series(no_cost, index=cap.index),

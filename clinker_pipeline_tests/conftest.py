@@ -1,0 +1,29 @@
+"""Shared fixtures: the public dataset lives in ../shared and is never copied into the repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clinker_pipeline_tests.helpers import dataset
+
+
+@pytest.fixture(scope="session")
+def dummy_dir() -> Path:
+    """dummy_3mplan/: the 9 CSV exports of the hackathon workbook (and the workbook itself)."""
+    return dataset("dummy_3mplan")
+
+
+@pytest.fixture(scope="session")
+def dummy_xlsx(dummy_dir: Path) -> Path:
+    path = dummy_dir / "Dataset_Dummy_Clinker_3MPlan.xlsx"
+    if not path.exists():
+        pytest.skip(f"../shared/datasets not found: {path} does not exist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_dir() -> Path:
+    """toy_2iu3gu/: the small dataset with the alias file names ("Capacity.csv", ...)."""
+    return dataset("toy_2iu3gu")
