@@ -77,7 +77,7 @@ def compile_data(tables: dict[str, pd.DataFrame], network: Network | None = None
     t_ix = {t: i for i, t in enumerate(periods)}
     shape = (len(nodes), len(periods))
     iu_set = set(network.ius)
-    is_iu = np.array([n in iu_set for n in nodes])
+    is_iu = np.array([n in iu_set for n in nodes], dtype=bool)
 
     def grid(name: str, code: str, value: str, default: float) -> np.ndarray:
         out = np.full(shape, default, dtype=float)

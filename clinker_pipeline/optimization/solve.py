@@ -44,6 +44,9 @@ class SolveOptions:
     holding_cost: float = 0.0  # INR per tonne per period of closing stock
     penalty: float = 1e5  # INR per tonne unmet, for objective="penalty"
     serve_gap: float = 1e-9  # relative gap of the serve stage (U* must be tight: +/- 1 t)
+    # Share of the time limit the serve stage may use, so the cost stage is never starved when
+    # U* cannot be proven quickly (large instances with many rake-sized trips).
+    serve_time_share: float = 0.5
     relax_trips: bool = False  # LP relaxation of whole trips (for comparison only)
     threads: int | None = None
     diagnose: bool = True  # on infeasibility, re-solve elastically to name the rows that give
@@ -55,6 +58,8 @@ class SolveOptions:
             )
         if not 0 <= self.mip_gap < 1:
             raise ValueError(f"mip_gap must be in [0, 1), got {self.mip_gap}")
+        if not 0 < self.serve_time_share < 1:
+            raise ValueError(f"serve_time_share must be in (0, 1), got {self.serve_time_share}")
         if self.time_limit <= 0:
             raise ValueError(f"time_limit must be positive, got {self.time_limit}")
         if self.holding_cost < 0 or self.penalty < 0:
@@ -90,6 +95,10 @@ def optimize(
         warnings=list(warnings or []),
     )
     m = built.model
+    if result.n_vars == 0:  # nothing to decide (an empty instance): the empty plan is optimal
+        _extract(built, result)
+        result.status, result.mip_gap = OPTIMAL, 0.0
+        return result
     result.handoff_s = runner.load(m)
     deadline = time.perf_counter() + options.time_limit
 
@@ -103,7 +112,11 @@ def optimize(
         final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap)
         stages = [final]
     else:
-        first = runner.solve(m, time_limit=left(), rel_gap=options.serve_gap)
+        first = runner.solve(
+            m,
+            time_limit=max(1.0, options.serve_time_share * options.time_limit),
+            rel_gap=options.serve_gap,
+        )
         stages = [first]
         final = first
         if first.has_solution:
