@@ -63,49 +63,33 @@ def _parse_column(
     col: Column, text: pd.Series, rows: pd.Index, raw: RawTable
 ) -> tuple[pd.Series, list[Problem]]:
     problems: list[Problem] = []
-    blank = text.eq("") | text.str.lower().isin(["nan", "none", "null"])
-    if not col.nullable:
-        for i in blank[blank].index:
+
+    def flag(mask: pd.Series, describe) -> None:
+        for i in mask[mask].index:
+            value = text[i] or None
             problems.append(
                 Problem(
                     raw.spec.name,
                     raw.source,
                     int(rows[i]),
                     col.header,
-                    "blank; a value is required",
+                    describe(text[i]),
+                    value=value,
                 )
             )
+
+    blank = text.eq("") | text.str.lower().isin(["nan", "none", "null"])
+    if not col.nullable:
+        flag(blank, lambda _: "blank; a value is required")
     if col.kind in ("code", "text"):
         return text.mask(blank, pd.NA).astype("string"), problems
 
     numbers = pd.to_numeric(text.mask(blank, None), errors="coerce")
-    bad = numbers.isna() & ~blank
-    for i in bad[bad].index:
-        problems.append(
-            Problem(
-                raw.spec.name,
-                raw.source,
-                int(rows[i]),
-                col.header,
-                f"not a number: {text[i]!r}",
-                value=text[i],
-            )
-        )
+    flag(numbers.isna() & ~blank, lambda v: f"not a number: {v!r}")
     if col.kind == "int":
         fractional = numbers.notna() & (numbers != numbers.round())
-        for i in fractional[fractional].index:
-            problems.append(
-                Problem(
-                    raw.spec.name,
-                    raw.source,
-                    int(rows[i]),
-                    col.header,
-                    f"not a whole number: {text[i]!r}",
-                    value=text[i],
-                )
-            )
-        numbers = numbers.mask(fractional)
-        return numbers.round().astype("Int64"), problems
+        flag(fractional, lambda v: f"not a whole number: {v!r}")
+        return numbers.mask(fractional).round().astype("Int64"), problems
     return numbers.astype("float64"), problems
 
 

@@ -128,7 +128,7 @@ def optimize(
             m.obj_cost.activate()
             runner.constraint_added(m, m.serve_floor)
             runner.objective_changed(m)
-            final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap, warm=first)
+            final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap)
             stages.append(final)
             if not final.has_solution:
                 # stage 2 found nothing in the time left: the serve-stage plan is still valid
