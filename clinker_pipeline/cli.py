@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
     p.add_argument("--time-limit", type=_positive_float, default=300.0)
     p.add_argument("--gap", type=_gap, default=1e-4)
+    p.add_argument(
+        "--source",
+        choices=["files", "erp"],
+        default=None,
+        help="plants, stock, demand and capacity from the instance files or the ERP feeds "
+        "(default: CLINKER_INPUT_SOURCE, else files)",
+    )
     return parser
 
 
@@ -240,8 +247,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     )
     job = defs.resolve_job_def("clinker_plan_job")
+    plan_config = {"time_limit": args.time_limit, "mip_gap": args.gap}
+    if args.source:
+        plan_config["input_source"] = args.source
     run_config = {
-        "ops": {"clinker_plan": {"config": {"time_limit": args.time_limit, "mip_gap": args.gap}}},
+        "ops": {"clinker_plan": {"config": plan_config}},
         "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "WARNING"}}},
     }
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)

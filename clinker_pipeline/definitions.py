@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_job, plan_tables
 from clinker_pipeline.defs.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[instance_tables, clinker_plan, plan_tables],
-    jobs=[plan_job],
+    assets=[instance_tables, *ERP_ASSETS, clinker_plan, plan_tables],
+    jobs=[plan_job, erp_job],
     resources=build_resources(),
 )

@@ -18,6 +18,14 @@ def instance_path() -> str:
     return os.getenv("CLINKER_INSTANCE_PATH", "")
 
 
+def input_source() -> str:
+    """Where the plan's plants, stock, demand and capacity come from: "files" or "erp"."""
+    value = os.getenv("CLINKER_INPUT_SOURCE", "files").strip().lower()
+    if value not in ("files", "erp"):
+        raise ValueError(f"CLINKER_INPUT_SOURCE must be 'files' or 'erp', got {value!r}")
+    return value
+
+
 def ensure_parent(path: str) -> str:
     if path and path != ":memory:":
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

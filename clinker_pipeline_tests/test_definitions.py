@@ -28,7 +28,8 @@ def test_definitions_are_loadable():
 def test_every_asset_is_registered():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    expected = {t.name for t in TABLES} | {"clinker_plan"} | set(PLAN_TABLES)
+    erp = {"erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"}
+    expected = {t.name for t in TABLES} | {"clinker_plan"} | set(PLAN_TABLES) | erp
     assert keys == expected
 
 
@@ -46,7 +47,10 @@ def test_every_check_is_registered_with_its_blocking_flag():
     assert not checks[("flow_constraints", "rows_all_modelled")].blocking
     assert ("clinker_plan", "plan_found") in checks
     assert ("clinker_plan", "gap_within_target") in checks
-    assert len(checks) == 9 + 8 + 2 + 2
+    for erp in ("erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"):
+        assert checks[(erp, "schema_valid")].blocking
+        assert checks[(erp, "records_usable")].blocking
+    assert len(checks) == 9 + 8 + 2 + 2 + 8
 
 
 def test_main_job_selects_the_whole_graph_and_is_tagged_as_duckdb_writer():
@@ -54,6 +58,12 @@ def test_main_job_selects_the_whole_graph_and_is_tagged_as_duckdb_writer():
     assert job.tags["clinker/duckdb_writer"] == "true"
     graph = defs.resolve_asset_graph()
     assert set(job.asset_layer.executable_asset_keys) >= set(graph.get_all_asset_keys())
+
+
+def test_erp_sync_job_selects_the_erp_group():
+    job = defs.resolve_job_def("erp_sync_job")
+    keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert keys == {"erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"}
 
 
 def test_plan_asset_has_a_max_runtime():

@@ -7,12 +7,13 @@ from dagster import AssetCheckSeverity, materialize
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
+from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
-from clinker_pipeline.defs.resources import InstanceFiles
+from clinker_pipeline.defs.resources import ErpSettings, InstanceFiles, OracleResource, SapResource
 from clinker_pipeline_tests.helpers import copy_instance, dataset
 
-ASSETS = [instance_tables, clinker_plan, plan_tables]
+ASSETS = [instance_tables, *ERP_ASSETS, clinker_plan, plan_tables]
 
 
 def run_graph(instance_path, db_path, time_limit=60.0):
@@ -22,6 +23,9 @@ def run_graph(instance_path, db_path, time_limit=60.0):
             "instance_files": InstanceFiles(path=str(instance_path)),
             "duckdb": DuckDBResource(database=str(db_path)),
             "duckdb_io_manager": DuckDBPandasIOManager(database=str(db_path), schema="instance"),
+            "sap": SapResource(),  # sample mode: bundled payloads, no network
+            "oracle": OracleResource(),
+            "erp": ErpSettings(),
         },
         run_config={"ops": {"clinker_plan": {"config": {"time_limit": time_limit}}}},
         raise_on_error=False,

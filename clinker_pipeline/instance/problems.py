@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 Severity = Literal["ERROR", "WARN"]
@@ -20,6 +20,8 @@ class Problem:
     severity: Severity = "ERROR"
     rule: Rule = "schema"
     value: str | None = None  # the offending raw value, when there is one
+    # the raw source record (e.g. one OData entity), kept for the quarantine table
+    record: dict | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         where = self.source

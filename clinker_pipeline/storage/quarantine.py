@@ -57,7 +57,11 @@ def quarantine_problems(
                 "severity": p.severity,
                 "rule": p.rule,
                 "reason": p.message,
-                "raw_record": _raw_record(tables.get(p.table), p.row),
+                "raw_record": (
+                    json.dumps(p.record, default=str)
+                    if p.record is not None
+                    else _raw_record(tables.get(p.table), p.row)
+                ),
             }
         )
     if not records:

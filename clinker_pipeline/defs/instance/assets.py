@@ -10,9 +10,9 @@ dropped silently.
 from collections import defaultdict
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.checks import problem_check_result
 from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.resources import InstanceFiles
 from clinker_pipeline.instance import TABLES, Problem
@@ -121,29 +121,8 @@ def instance_tables(
     for spec in TABLES:
         for check in _checks_for(spec.name):
             found = [p for p in by_table[spec.name] if RULE_CHECK[p.rule] == check]
-            yield _check_result(spec.name, check, found)
+            yield problem_check_result(spec.name, check, found)
     context.log.info(
         f"instance {instance.origin}: {len(instance.errors)} errors, {len(instance.warnings)} warnings, "
         f"{quarantined} problem rows recorded in quarantine"
-    )
-
-
-def _check_result(table: str, check: str, problems: list[Problem]) -> dg.AssetCheckResult:
-    has_error = any(p.severity == "ERROR" for p in problems)
-    sample = pd.DataFrame(
-        [
-            {"row": p.row, "column": p.column, "severity": p.severity, "problem": p.message}
-            for p in problems[:50]
-        ]
-    )
-    return dg.AssetCheckResult(
-        asset_key=table,
-        check_name=check,
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR if has_error else dg.AssetCheckSeverity.WARN,
-        metadata={
-            "num_failures": len(problems),
-            "num_errors": sum(p.severity == "ERROR" for p in problems),
-            "failure_sample": dg.MetadataValue.md(to_markdown(sample)),
-        },
     )

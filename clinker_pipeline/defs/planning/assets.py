@@ -11,9 +11,9 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from clinker_pipeline.defs.instance.assets import GROUP as INSTANCE_GROUP
+from clinker_pipeline import settings
 from clinker_pipeline.defs.markdown import to_markdown
-from clinker_pipeline.instance import TABLES
+from clinker_pipeline.instance import TABLES, validate_instance
 from clinker_pipeline.instance.loader import fingerprint
 from clinker_pipeline.instance.parse import coerce_tables
 from clinker_pipeline.optimization.result import PlanResult
@@ -36,10 +36,22 @@ class PlanConfig(dg.Config):
     holding_cost: float = 0.0
     penalty: float = 1e5
     scenario: str = "base"
+    # "files": plan from the instance files; "erp": plants, stock, demand and capacity from the
+    # ERP assets, the rest (lanes, costs, bounds) from the instance files.
+    input_source: Literal["files", "erp"] = settings.input_source()
+
+
+ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source == "erp"
+    "erp_plants": "plants",
+    "erp_inventory": "opening_stock",
+    "erp_demand_forecast": "clinker_demand",
+    "erp_capacity": "clinker_capacity",
+}
 
 
 @dg.asset(
-    ins={spec.name: dg.AssetIn(key=spec.name) for spec in TABLES},
+    ins={spec.name: dg.AssetIn(key=spec.name) for spec in TABLES}
+    | {name: dg.AssetIn(key=name) for name in ERP_INPUTS},
     group_name=GROUP,
     kinds={"pyomo", "highs"},
     owners=["team:planning"],
@@ -69,6 +81,10 @@ def clinker_plan(
     opening_stock: pd.DataFrame,
     closing_stock_bounds: pd.DataFrame,
     hub_opening_stock: pd.DataFrame,
+    erp_plants: pd.DataFrame,
+    erp_inventory: pd.DataFrame,
+    erp_demand_forecast: pd.DataFrame,
+    erp_capacity: pd.DataFrame,
 ):
     """Cheapest plan that serves the most demand: production, trips per lane, stock, shortfall."""
     from clinker_pipeline.optimization import SolveOptions, optimize  # heavy: pyomo, highspy
@@ -86,6 +102,16 @@ def clinker_plan(
             "hub_opening_stock": hub_opening_stock,
         }
     )
+    if config.input_source == "erp":
+        tables = _with_erp_tables(
+            tables,
+            {
+                "erp_plants": erp_plants,
+                "erp_inventory": erp_inventory,
+                "erp_demand_forecast": erp_demand_forecast,
+                "erp_capacity": erp_capacity,
+            },
+        )
     options = SolveOptions(
         objective=config.objective,
         solver=config.solver,
@@ -96,6 +122,7 @@ def clinker_plan(
     )
     result = optimize(tables, options)
     result.options["scenario"] = config.scenario
+    result.options["input_source"] = config.input_source
     result.options["inputs_fingerprint"] = fingerprint(tables)
     context.log.info(
         f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
@@ -124,6 +151,25 @@ def clinker_plan(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"mip_gap": result.mip_gap, "target_gap": options.mip_gap},
     )
+
+
+def _with_erp_tables(
+    tables: dict[str, pd.DataFrame], erp: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """Swap in the ERP tables and re-validate the whole instance: ERP plant codes must still
+    match the lanes, costs and bounds that come from the files."""
+    replaced = coerce_tables({**tables, **{ERP_INPUTS[k]: v for k, v in erp.items()}})
+    instance = validate_instance(replaced, origin="erp")
+    if not instance.valid:
+        sample = pd.DataFrame(
+            [{"table": p.table, "row": p.row, "problem": p.message} for p in instance.errors[:50]]
+        )
+        raise dg.Failure(
+            description=f"the ERP-based instance has {len(instance.errors)} error(s); "
+            f"first: {instance.errors[0]}",
+            metadata={"problems": dg.MetadataValue.md(to_markdown(sample))},
+        )
+    return instance.tables
 
 
 def plan_metadata(result: PlanResult) -> dict[str, object]:
@@ -182,7 +228,7 @@ def plan_tables(
             scenario=str(clinker_plan.options.get("scenario", "base")),
             launched_by="dagster",
             inputs_fingerprint=clinker_plan.options.get("inputs_fingerprint"),
-            input_origin=INSTANCE_GROUP,
+            input_origin=str(clinker_plan.options.get("input_source", "files")),
             dagster_run_id=context.run.run_id,
             input_warnings=clinker_plan.warnings,
         )

@@ -1,0 +1,1 @@
+"""ERP feeds as assets: SAP plants and stock, IBP demand, Oracle capacity."""

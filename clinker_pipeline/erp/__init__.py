@@ -1,0 +1,1 @@
+"""From ERP records (SAP plants and stock, IBP demand, Oracle capacity) to the planner's tables."""
