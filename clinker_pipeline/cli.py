@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("solvers", help="list the solvers Pyomo can use here")
 
+    p = sub.add_parser("health", help="reachability, latency and data age of every source")
+    p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds per probe")
+    p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
     p = sub.add_parser("generate", help="write a synthetic instance in the dataset format")
     p.add_argument("out_dir")
     p.add_argument("--ius", type=_count, default=8)
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "solvers": cmd_solvers,
         "generate": cmd_generate,
         "run": cmd_run,
+        "health": cmd_health,
     }[args.command]
     try:
         return handler(args)
@@ -171,6 +177,25 @@ def cmd_solvers(args: argparse.Namespace) -> int:
         state = f"available {info.version or ''}".strip() if info.available else "not available"
         print(f"{info.name:<14} {state:<22} {info.interface}")
     return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 1 when a required (configured) source is down; sample-mode sources never fail."""
+    from clinker_pipeline.health import check_all
+
+    results = check_all(timeout=args.timeout, duckdb_path=args.duckdb)
+    down = [r for r in results if r.required and not r.ok]
+    if args.json:
+        print(json.dumps({"ok": not down, "sources": [r.to_dict() for r in results]}))
+    else:
+        for r in results:
+            state = "ok" if r.ok else "DOWN"
+            if not r.configured:
+                state = "-"
+            latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else ""
+            last = f"last good {r.last_good_at}" if r.last_good_at else ""
+            print(f"{r.name:<12} {state:<5} {latency:>8}  {r.endpoint:<32} {r.detail} {last}".rstrip())
+    return EXIT_BAD_INPUT if down else EXIT_OK
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

@@ -1,0 +1,198 @@
+"""Health of every configured source: reachable or not, latency, and the last good data time.
+
+Operators run `clinker health` before blaming the plan: it says which feed is down and since
+when the data is stale. A source that is not configured runs in sample mode and is reported as
+such, never as down. Output names hosts and ports only, never credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from clinker_pipeline import settings
+
+
+@dataclass
+class SourceHealth:
+    name: str
+    configured: bool  # False: sample mode / not in use
+    required: bool  # a required source that is down makes `clinker health` exit non-zero
+    ok: bool
+    latency_ms: float | None
+    endpoint: str  # host:port or path, never credentials
+    detail: str
+    last_good_at: str | None = None  # ISO time of the newest good data from this source
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _timed(probe: Callable[[], str]) -> tuple[bool, float, str]:
+    start = time.perf_counter()
+    try:
+        detail = probe()
+        return True, (time.perf_counter() - start) * 1000, detail
+    except Exception as exc:  # any failure of a probe is "down", with its reason
+        from clinker_pipeline.sources.http import scrub
+
+        return False, (time.perf_counter() - start) * 1000, scrub(f"{type(exc).__name__}: {exc}")
+
+
+def _tcp(host: str, port: int, timeout: float) -> Callable[[], str]:
+    def probe() -> str:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "TCP connect ok"
+
+    return probe
+
+
+def check_sap(timeout: float) -> SourceHealth:
+    base = os.getenv("SAP_BASE_URL", "").strip()
+    if not base:
+        return SourceHealth("SAP", False, False, True, None, "bundled payloads", "sample mode")
+    from clinker_pipeline.sources.http import HttpPolicy
+    from clinker_pipeline.sources.sap import HttpTransport
+
+    parts = urlsplit(base)
+    endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+    def probe() -> str:
+        transport = HttpTransport(
+            base,
+            os.getenv("SAP_USERNAME"),
+            os.getenv("SAP_PASSWORD"),
+            timeout=(timeout, timeout),
+            deadline_s=timeout,
+            policy=HttpPolicy(retries=0),
+        )
+        try:
+            client = os.getenv("SAP_CLIENT", "100")
+            transport.get_json(
+                f"{parts.path.rstrip('/')}/sap/opu/odata/sap/API_PLANT_SRV/A_Plant",
+                f"$top=1&$format=json&sap-client={client}",
+            )
+        finally:
+            transport.close()
+        return "A_Plant answered"
+
+    ok, ms, detail = _timed(probe)
+    return SourceHealth("SAP", True, True, ok, ms, endpoint, detail)
+
+
+def check_oracle(timeout: float) -> SourceHealth:
+    host = os.getenv("ORACLE_HOST", "").strip()
+    if not host:
+        return SourceHealth("Oracle", False, False, True, None, "bundled rows", "sample mode")
+    port = int(os.getenv("ORACLE_PORT", "1521"))
+    service = os.getenv("ORACLE_SERVICE_NAME", "")
+    ok, ms, detail = _timed(_tcp(host, port, timeout))
+    return SourceHealth("Oracle", True, True, ok, ms, f"{host}:{port}/{service}", detail)
+
+
+def check_mqtt(timeout: float) -> SourceHealth:
+    url = os.getenv("IOT_BROKER_URL", "").strip()
+    if not url:
+        return SourceHealth("MQTT broker", False, False, True, None, "-", "not configured")
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    tls = parts.scheme in ("mqtts", "ssl", "tls")
+    port = parts.port or (8883 if tls else 1883)
+    ok, ms, detail = _timed(_tcp(parts.hostname or "127.0.0.1", port, timeout))
+    return SourceHealth("MQTT broker", True, True, ok, ms, f"{parts.hostname}:{port}", detail)
+
+
+def check_postgres(timeout: float) -> SourceHealth:
+    from clinker_pipeline.instance_storage import postgres_url
+
+    url = postgres_url()
+    if not url:
+        return SourceHealth(
+            "PostgreSQL", False, False, True, None, "-", "not configured (Dagster uses SQLite)"
+        )
+    parts = urlsplit(url)
+    endpoint = f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+    def probe() -> str:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, connect_args={"connect_timeout": max(1, int(timeout))})
+        try:
+            with engine.connect() as con:
+                con.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+        return "SELECT 1 ok"
+
+    ok, ms, detail = _timed(probe)
+    return SourceHealth("PostgreSQL", True, True, ok, ms, endpoint, detail)
+
+
+def check_duckdb(path: str | None = None) -> SourceHealth:
+    path = path or settings.duckdb_path()
+    if not os.path.exists(path):
+        return SourceHealth(
+            "DuckDB", True, True, True, None, path, "no file yet: created by the first run"
+        )
+    last: dict[str, str | None] = {"at": None}
+
+    def probe() -> str:
+        import duckdb
+
+        with duckdb.connect(path, read_only=True) as con:
+            tables = {
+                r[0]
+                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            }
+            if "latest_plan_run" not in tables:
+                return "readable; no plan yet"
+            row = con.execute("SELECT created_at, status FROM latest_plan_run").fetchone()
+        if row is None:
+            return "readable; no successful plan yet"
+        last["at"] = row[0].isoformat() if isinstance(row[0], datetime) else str(row[0])
+        return f"readable; latest plan {row[1]}"
+
+    ok, ms, detail = _timed(probe)
+    return SourceHealth("DuckDB", True, True, ok, ms, path, detail, last["at"])
+
+
+def _last_materializations() -> dict[str, str]:
+    """Newest materialization time of each feed asset, from the Dagster instance if there is one."""
+    if not os.getenv("DAGSTER_HOME"):
+        return {}
+    try:
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+        out = {}
+        for key in ("erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            if event is not None:
+                out[key] = datetime.fromtimestamp(event.timestamp).astimezone().isoformat()
+        return out
+    except Exception:  # health must report, not crash, when the instance itself is down
+        return {}
+
+
+def check_all(timeout: float = 5.0, duckdb_path: str | None = None) -> list[SourceHealth]:
+    results = [
+        check_sap(timeout),
+        check_oracle(timeout),
+        check_mqtt(timeout),
+        check_postgres(timeout),
+        check_duckdb(duckdb_path),
+    ]
+    times = _last_materializations()
+    feeds = {
+        "SAP": ("erp_plants", "erp_inventory", "erp_demand_forecast"),
+        "Oracle": ("erp_capacity",),
+    }
+    for r in results:
+        stamps = [times[k] for k in feeds.get(r.name, ()) if k in times]
+        if stamps:
+            r.last_good_at = max(stamps)
+    return results

@@ -1,0 +1,121 @@
+"""`clinker health`: sample mode is healthy, a stopped service is named, secrets never print."""
+
+import json
+import socket
+
+import duckdb
+import pytest
+
+from clinker_pipeline.cli import main
+from clinker_pipeline.instance import load_instance, sample_instance_path
+from clinker_pipeline.optimization import optimize
+from clinker_pipeline.storage.plan_store import write_plan
+
+SOURCE_VARS = (
+    "SAP_BASE_URL",
+    "SAP_USERNAME",
+    "SAP_PASSWORD",
+    "ORACLE_HOST",
+    "ORACLE_PORT",
+    "IOT_BROKER_URL",
+    "DAGSTER_POSTGRES_URL",
+    "DAGSTER_PG_HOST",
+    "DAGSTER_HOME",
+)
+SECRET = "Health-S3cret-pw"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in SOURCE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLINKER_DUCKDB_PATH", str(tmp_path / "none.duckdb"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def run(capsys, *args):
+    code = main(["health", "--json", "--timeout", "2", *args])
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err
+    return code, {s["name"]: s for s in json.loads(out.out)["sources"]}
+
+
+def test_sample_mode_is_healthy(capsys):
+    code, sources = run(capsys)
+    assert code == 0
+    assert sources["SAP"]["detail"] == "sample mode" and not sources["SAP"]["configured"]
+    assert sources["DuckDB"]["ok"]
+
+
+def test_stopped_sap_is_down_and_named_without_the_password(capsys, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("SAP_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SAP_USERNAME", "CLINKER_RO")
+    monkeypatch.setenv("SAP_PASSWORD", SECRET)
+    code, sources = run(capsys)
+    assert code == 1
+    sap = sources["SAP"]
+    assert not sap["ok"] and sap["endpoint"] == f"127.0.0.1:{port}"
+    assert "Connection refused" in sap["detail"] and "API_PLANT_SRV/A_Plant" in sap["detail"]
+
+
+def test_live_sap_answers_with_latency(capsys, monkeypatch, httpserver):
+    httpserver.expect_request("/sap/opu/odata/sap/API_PLANT_SRV/A_Plant").respond_with_json(
+        {"d": {"results": []}}
+    )
+    monkeypatch.setenv("SAP_BASE_URL", httpserver.url_for("").rstrip("/"))
+    monkeypatch.setenv("SAP_USERNAME", "CLINKER_RO")
+    monkeypatch.setenv("SAP_PASSWORD", SECRET)
+    code, sources = run(capsys)
+    assert code == 0 and sources["SAP"]["ok"] and sources["SAP"]["latency_ms"] >= 0
+    assert "sap-client=100" in httpserver.log[0][0].query_string.decode()
+
+
+def test_oracle_and_mqtt_down_when_their_ports_are_closed(capsys, monkeypatch):
+    monkeypatch.setenv("ORACLE_HOST", "127.0.0.1")
+    monkeypatch.setenv("ORACLE_PORT", str(free_port()))
+    monkeypatch.setenv("IOT_BROKER_URL", f"mqtt://127.0.0.1:{free_port()}")
+    code, sources = run(capsys)
+    assert code == 1
+    assert not sources["Oracle"]["ok"] and not sources["MQTT broker"]["ok"]
+
+
+def test_real_broker_and_postgres_are_up(capsys, monkeypatch):
+    for port, what in ((1883, "Mosquitto"), (5432, "PostgreSQL")):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            pytest.skip(f"{what} not listening on 127.0.0.1:{port}; .ci/run starts it")
+    monkeypatch.setenv("IOT_BROKER_URL", "mqtt://127.0.0.1:1883")
+    monkeypatch.setenv(
+        "DAGSTER_POSTGRES_URL", f"postgresql://postgres:{SECRET}@127.0.0.1:5432/postgres"
+    )
+    code, sources = run(capsys)
+    assert code == 0
+    assert sources["MQTT broker"]["ok"] and sources["PostgreSQL"]["ok"]
+    assert sources["PostgreSQL"]["endpoint"] == "127.0.0.1:5432/postgres"
+
+
+def test_stopped_postgres_is_down(capsys, monkeypatch):
+    monkeypatch.setenv(
+        "DAGSTER_POSTGRES_URL", f"postgresql://postgres:{SECRET}@127.0.0.1:{free_port()}/x"
+    )
+    code, sources = run(capsys)
+    assert code == 1 and not sources["PostgreSQL"]["ok"]
+
+
+def test_duckdb_reports_the_latest_good_plan_time(capsys, tmp_path):
+    db = tmp_path / "plan.duckdb"
+    result = optimize(load_instance(sample_instance_path()).tables)
+    with duckdb.connect(str(db)) as con:
+        write_plan(con, result)
+        created = con.execute("SELECT created_at FROM plan_runs").fetchone()[0]
+    code, sources = run(capsys, "--duckdb", str(db))
+    assert code == 0
+    assert sources["DuckDB"]["last_good_at"] == created.isoformat()
+    assert "latest plan optimal" in sources["DuckDB"]["detail"]
