@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from clinker_pipeline.defs.automation import AUTOMATION_JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_job, plan_tables
@@ -11,6 +12,8 @@ from clinker_pipeline.defs.resources import build_resources
 
 defs = dg.Definitions(
     assets=[instance_tables, *ERP_ASSETS, clinker_plan, plan_tables],
-    jobs=[plan_job, erp_job],
+    jobs=[plan_job, erp_job, *AUTOMATION_JOBS],
+    schedules=SCHEDULES,
+    sensors=SENSORS,
     resources=build_resources(),
 )

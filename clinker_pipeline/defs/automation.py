@@ -1,0 +1,208 @@
+"""When things run: schedules, the plan re-solve sensor, DuckDB retention and failure alerting.
+
+Every schedule and the re-solve sensor are created STOPPED (`DefaultScheduleStatus.STOPPED`,
+`DefaultSensorStatus.STOPPED`): deploying the code location starts nothing. An operator turns
+each one on in the UI (Automation tab) once the ERP credentials and the DuckDB path are set, so
+a fresh install never hammers SAP/Oracle or writes plans nobody asked for. All cron strings are
+plant time (`Asia/Kolkata`), which has no DST, so a tick never moves or repeats.
+
+Only the run-failure sensor starts RUNNING: it reads the instance and logs, nothing more.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_inventory, erp_job
+from clinker_pipeline.defs.instance.assets import instance_tables
+from clinker_pipeline.defs.planning.assets import DUCKDB_WRITER_TAG, plan_job
+from clinker_pipeline.storage.retention import apply_retention
+
+TIMEZONE = "Asia/Kolkata"
+
+# --- jobs -------------------------------------------------------------------------------------
+
+erp_stock_job = dg.define_asset_job(
+    "erp_stock_job",
+    selection=dg.AssetSelection.assets(erp_inventory),
+    description="Fetch only the clinker stock from SAP: stock moves hourly, master data does not.",
+    tags={DUCKDB_WRITER_TAG: "true"},
+)
+
+
+class RetentionConfig(dg.Config):
+    """How long plan runs and quarantined rows are kept in the analysts' DuckDB."""
+
+    plan_runs_keep_days: int = 90
+    # always kept, however old: the newest N runs and the newest successful base-scenario run
+    keep_latest_runs: int = 20
+    quarantine_keep_days: int = 30
+
+
+@dg.op(description="Delete expired plan runs (every plan table) and quarantine rows.")
+def apply_duckdb_retention(
+    context: dg.OpExecutionContext, config: RetentionConfig, duckdb: DuckDBResource
+) -> dg.Output[dict[str, int]]:
+    with duckdb.get_connection() as con:
+        deleted = apply_retention(
+            con,
+            plan_runs_keep_days=config.plan_runs_keep_days,
+            keep_latest_runs=config.keep_latest_runs,
+            quarantine_keep_days=config.quarantine_keep_days,
+        )
+    context.log.info(f"retention deleted rows: {deleted}")
+    return dg.Output(deleted, metadata={f"deleted_{t}": n for t, n in deleted.items()})
+
+
+@dg.job(
+    name="cleanup_job",
+    description="Prune old plan runs and quarantine rows from DuckDB (see RetentionConfig).",
+    tags={DUCKDB_WRITER_TAG: "true"},
+)
+def cleanup_job():
+    apply_duckdb_retention()
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+erp_daily_schedule = dg.ScheduleDefinition(
+    name="erp_daily_schedule",
+    job=erp_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Full ERP sync (plants, stock, demand, capacity) nightly at 02:00 IST.",
+)
+
+erp_stock_hourly_schedule = dg.ScheduleDefinition(
+    name="erp_stock_hourly_schedule",
+    job=erp_stock_job,
+    cron_schedule="0 * * * *",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Clinker stock from SAP every hour.",
+)
+
+plan_daily_schedule = dg.ScheduleDefinition(
+    name="plan_daily_schedule",
+    job=plan_job,
+    cron_schedule="30 5 * * *",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Re-solve the plan at 05:30 IST at least once a day, even if no input changed.",
+)
+
+cleanup_weekly_schedule = dg.ScheduleDefinition(
+    name="cleanup_weekly_schedule",
+    job=cleanup_job,
+    cron_schedule="0 3 * * 0",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="DuckDB retention on Sundays at 03:00 IST.",
+)
+
+# --- sensors ----------------------------------------------------------------------------------
+
+PLAN_INPUT_KEYS: list[dg.AssetKey] = [
+    *(key for a in ERP_ASSETS for key in a.keys),
+    *sorted(instance_tables.keys, key=lambda k: k.to_user_string()),
+]
+
+
+def _run_key(cursor: dict[str, int]) -> str:
+    digest = hashlib.sha256(json.dumps(cursor, sort_keys=True).encode()).hexdigest()[:16]
+    return f"plan-inputs-{digest}"
+
+
+@dg.sensor(
+    name="plan_inputs_changed_sensor",
+    job=plan_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Re-solve the plan once when any ERP asset or instance table is re-materialized.",
+)
+def plan_inputs_changed_sensor(context: dg.SensorEvaluationContext):
+    """One plan run per batch of input changes, whatever the number of changed assets.
+
+    A plain sensor over `instance.get_asset_records` rather than a multi-asset sensor: one query
+    returns the latest materialization storage id of all 13 inputs, the cursor stays a flat
+    `{asset: storage_id}` JSON, and the whole batch maps to exactly one run (a multi-asset sensor
+    would need per-asset cursor advancing to express "any changed" and reads events per asset).
+    The run_key is a hash of the storage ids, so a repeated tick can never launch a duplicate.
+
+    The plan job itself re-materializes the instance tables and ERP assets (it selects the whole
+    graph). Those materializations advance the cursor but never trigger a run, otherwise every
+    plan would schedule the next one.
+    """
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    latest: dict[str, int] = dict(seen)
+    changed: list[str] = []
+    run_jobs: dict[str, str | None] = {}
+    for record in context.instance.get_asset_records(PLAN_INPUT_KEYS):
+        mat = record.asset_entry.last_materialization_record
+        if mat is None:
+            continue
+        key = record.asset_entry.asset_key.to_user_string()
+        if mat.storage_id <= seen.get(key, 0):
+            continue
+        latest[key] = mat.storage_id
+        run_id = mat.event_log_entry.run_id
+        if run_id not in run_jobs:
+            run = context.instance.get_run_by_id(run_id) if run_id else None
+            run_jobs[run_id] = run.job_name if run else None
+        if run_jobs[run_id] != plan_job.name:
+            changed.append(key)
+    if latest == seen:
+        return dg.SkipReason("no ERP asset or instance table materialized since the last tick")
+    if not changed:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("inputs only re-materialized by the plan job itself"),
+            cursor=json.dumps(latest, sort_keys=True),
+        )
+    context.log.info(f"plan inputs changed: {', '.join(sorted(changed))}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=_run_key(latest),
+                tags={"clinker/trigger": "plan_inputs_changed"},
+            )
+        ],
+        cursor=json.dumps(latest, sort_keys=True),
+    )
+
+
+def _failure_message(context: dg.RunFailureSensorContext) -> str:
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        if error is not None:
+            while error.cause is not None:  # Dagster wraps the user's exception: show the root
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip()}"
+        return f"{event.step_key}: {event.message or 'step failed'}"
+    return context.failure_event.message or "run failed before any step"
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    monitor_all_code_locations=False,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Log every failed run of this code location (hook for Slack/e-mail later).",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
+    """Logs job, run id and the first step error: the one place to add a notifier later."""
+    run = context.dagster_run
+    context.log.error(
+        f"run failed: job={run.job_name} run_id={run.run_id} error={_failure_message(context)}"
+    )
+
+
+AUTOMATION_JOBS = [erp_stock_job, cleanup_job]
+SCHEDULES = [
+    erp_daily_schedule,
+    erp_stock_hourly_schedule,
+    plan_daily_schedule,
+    cleanup_weekly_schedule,
+]
+SENSORS = [plan_inputs_changed_sensor, run_failure_alert_sensor]
