@@ -194,7 +194,9 @@ def cmd_health(args: argparse.Namespace) -> int:
                 state = "-"
             latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else ""
             last = f"last good {r.last_good_at}" if r.last_good_at else ""
-            print(f"{r.name:<12} {state:<5} {latency:>8}  {r.endpoint:<32} {r.detail} {last}".rstrip())
+            print(
+                f"{r.name:<12} {state:<5} {latency:>8}  {r.endpoint:<32} {r.detail} {last}".rstrip()
+            )
     return EXIT_BAD_INPUT if down else EXIT_OK
 
 
