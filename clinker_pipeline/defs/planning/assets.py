@@ -18,6 +18,7 @@ from clinker_pipeline.instance.loader import fingerprint
 from clinker_pipeline.instance.parse import coerce_tables
 from clinker_pipeline.optimization.result import PlanResult
 from clinker_pipeline.storage.plan_store import DETAIL_TABLES, write_plan
+from clinker_pipeline.storage.snapshot import publish_snapshot
 
 GROUP = "planning"
 PLAN_FOUND_CHECK = "plan_found"
@@ -232,10 +233,14 @@ def plan_tables(
             dagster_run_id=context.run.run_id,
             input_warnings=clinker_plan.warnings,
         )
+        snapshot = publish_snapshot(con, duckdb.database)
+    if snapshot is not None:
+        context.log.info(f"analysts' snapshot published at {snapshot}")
     for name in PUBLISHED:
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
+                "analytics_snapshot": str(snapshot) if snapshot else "",
                 "run_id": clinker_plan.run_id,
                 "rows_added": counts.get(name, 0),
                 "status": clinker_plan.status,
