@@ -34,3 +34,24 @@ def dataset(name: str) -> Path:
 def copy_instance(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def dagster_process_env(work: Path) -> dict[str, str]:
+    """Environment for a `dagster`/`clinker` subprocess with its own DAGSTER_HOME (SQLite,
+    the repo's dagster.yaml) and DuckDB file under `work`."""
+    home = work / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CLINKER_DUCKDB_PATH": str(work / "clinker.duckdb"),
+    }
+    for name in ("DAGSTER_POSTGRES_URL", "DAGSTER_PG_HOST"):
+        env.pop(name, None)
+    return env
+
+
+def venv_command(name: str) -> str:
+    """A console script of this project (the venv's, when not on PATH)."""
+    return shutil.which(name) or str(REPO / ".venv" / "bin" / name)

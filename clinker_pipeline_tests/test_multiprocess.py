@@ -1,26 +1,15 @@
 """The plan job under Dagster's multiprocess executor (what `dagster dev` uses by default)."""
 
-import os
-import shutil
 import subprocess
 
 import duckdb
 
-from clinker_pipeline_tests.helpers import REPO
+from clinker_pipeline_tests.helpers import dagster_process_env, venv_command
 
 
 def test_plan_job_runs_with_the_multiprocess_executor(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CLINKER_DUCKDB_PATH": str(tmp_path / "c.duckdb"),
-    }
-    for name in ("DAGSTER_POSTGRES_URL", "DAGSTER_PG_HOST"):
-        env.pop(name, None)
-    dagster = shutil.which("dagster") or str(REPO / ".venv" / "bin" / "dagster")
+    env = dagster_process_env(tmp_path)
+    dagster = venv_command("dagster")
     out = subprocess.run(
         [dagster, "job", "execute", "-m", "clinker_pipeline.definitions", "-j", "clinker_plan_job"],
         cwd=tmp_path,
@@ -36,7 +25,7 @@ def test_plan_job_runs_with_the_multiprocess_executor(tmp_path):
     # several step processes ran: one pid per step line
     pids = {line.split(" - ")[5] for line in log.splitlines() if "STEP_START" in line}
     assert len(pids) >= 3
-    with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(tmp_path / "clinker.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status, launched_by FROM latest_plan_run").fetchone() == (
             "optimal",
             "dagster",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from clinker_pipeline_tests.helpers import REPO
+from clinker_pipeline_tests.helpers import REPO, dagster_process_env, venv_command
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROME_ARGS = [
@@ -43,24 +43,18 @@ def dagster_ui(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed (.ci/run installs it: apt-get install chromium)")
     work = tmp_path_factory.mktemp("ui")
-    home = work / "home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CLINKER_DUCKDB_PATH": str(work / "clinker.duckdb"),
-    }
-    for name in ("DAGSTER_POSTGRES_URL", "DAGSTER_PG_HOST"):
-        env.pop(name, None)
-    bin_dir = REPO / ".venv" / "bin"
-    clinker = shutil.which("clinker") or str(bin_dir / "clinker")
+    env = dagster_process_env(work)
     run = subprocess.run(
-        [clinker, "run"], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        [venv_command("clinker"), "run"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     port = free_port()
-    dagster = shutil.which("dagster") or str(bin_dir / "dagster")
+    dagster = venv_command("dagster")
     server = subprocess.Popen(
         [dagster, "dev", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
