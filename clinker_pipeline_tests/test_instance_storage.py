@@ -128,3 +128,40 @@ def test_full_materialization_is_recorded_in_postgres(
         assert (
             con.execute("SELECT dagster_run_id FROM latest_plan_run").fetchone()[0] == result.run_id
         )
+
+
+def test_schedules_and_sensor_ticks_against_postgres(
+    dagster_home, pg_database, tmp_path, monkeypatch
+):
+    """The re-solve sensor reads materializations from PostgreSQL and keeps its cursor there."""
+    from datetime import UTC, datetime
+
+    from clinker_pipeline.definitions import defs
+    from clinker_pipeline.defs.automation import SCHEDULES, plan_inputs_changed_sensor
+
+    monkeypatch.setenv("DAGSTER_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_PG_USERNAME", "postgres")
+    monkeypatch.setenv("DAGSTER_PG_DB", pg_database)
+    instance = dg.DagsterInstance.get()
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        return plan_inputs_changed_sensor.evaluate_tick(ctx)
+
+    assert tick(None).run_requests == []  # nothing materialized yet in this database
+    done = dg.materialize(
+        [ERP_ASSETS[0]], resources=graph_resources(tmp_path / "c.duckdb"), instance=instance
+    )
+    assert done.success
+    first = tick(None)
+    assert len(first.run_requests) == 1
+    assert plan_inputs_changed_sensor.job_name == "clinker_plan_job"
+    assert first.run_requests[0].run_key.startswith("plan-inputs-")
+    assert tick(first.cursor).run_requests == []
+    when = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    for schedule in SCHEDULES:
+        data = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        )
+        assert len(data.run_requests) == 1, schedule.name
