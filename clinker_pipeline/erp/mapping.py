@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from clinker_pipeline.instance.parse import coerce_tables
+from clinker_pipeline.instance.parse import coerce_table
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.tables import TABLES_BY_NAME
 
@@ -330,8 +330,8 @@ def map_capacity(
 
 def _frame(rows: list[dict], table: str) -> pd.DataFrame:
     """Rows in the internal schema of `table`, with its dtypes (absent columns are null)."""
-    frame = pd.DataFrame(rows, columns=[*TABLES_BY_NAME[table].column_names, "source_row"])
-    return coerce_tables({table: frame})[table]
+    spec = TABLES_BY_NAME[table]
+    return coerce_table(spec, pd.DataFrame(rows, columns=[*spec.column_names, "source_row"]))
 
 
 def _text(v: Any) -> str:

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from clinker_pipeline.instance.parse import FIRST_DATA_ROW, _dtype
+from clinker_pipeline.instance.parse import FIRST_DATA_ROW, coerce_table
 from clinker_pipeline.instance.tables import TABLES, TableSpec
 
 Site = tuple[str, str, float, float, float]  # city, state, latitude, longitude, demand weight
@@ -596,18 +596,10 @@ def _hub_rows(
 def _typed(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """The table's internal columns with the dtypes `parse` gives them. `source_row` is the line
     each row gets from `write_tables`, so a problem found later points into the written file."""
-    out = {}
-    for col in spec.columns:
-        values = frame[col.name] if col.name in frame else pd.Series([None] * len(frame))
-        values = values.reset_index(drop=True)
-        if col.kind == "int":
-            out[col.name] = values.astype("Int64")
-        elif col.kind in ("code", "text"):
-            out[col.name] = values.astype(object).where(values.notna(), None).astype("string")
-        else:
-            out[col.name] = values.astype(_dtype(col))
-    out["source_row"] = pd.array(np.arange(len(frame)) + FIRST_DATA_ROW, dtype="Int64")
-    return pd.DataFrame(out)
+    typed = coerce_table(spec, frame.drop(columns="source_row", errors="ignore"))
+    typed = typed[spec.column_names]
+    typed["source_row"] = pd.array(np.arange(len(typed)) + FIRST_DATA_ROW, dtype="Int64")
+    return typed
 
 
 def _round_to(x, step: float):

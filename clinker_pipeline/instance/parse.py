@@ -10,7 +10,7 @@ import pandas as pd
 
 from clinker_pipeline.instance.io import RawTable
 from clinker_pipeline.instance.problems import Problem
-from clinker_pipeline.instance.tables import Column, TableSpec
+from clinker_pipeline.instance.tables import TABLES, Column, TableSpec
 
 FIRST_DATA_ROW = 2  # line 1 of a CSV (or sheet) is the header
 
@@ -97,25 +97,26 @@ def _dtype(col: Column) -> str:
     return {"code": "string", "text": "string", "int": "Int64", "float": "float64"}[col.kind]
 
 
+def coerce_table(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Give one table built elsewhere (storage, ERP mapping, generator) the internal dtypes."""
+    frame = frame.copy()
+    for col in spec.columns:
+        if col.name not in frame:
+            frame[col.name] = pd.Series([None] * len(frame), dtype=_dtype(col), index=frame.index)
+        elif col.kind == "int":
+            frame[col.name] = pd.to_numeric(frame[col.name]).astype("Int64")
+        else:
+            frame[col.name] = frame[col.name].astype(_dtype(col))
+    if "source_row" in frame:
+        frame["source_row"] = pd.to_numeric(frame["source_row"]).astype("Int64")
+    return frame.reset_index(drop=True)
+
+
 def coerce_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Give tables read back from storage (DuckDB, parquet) the internal dtypes again."""
-    from clinker_pipeline.instance.tables import TABLES
-
-    out = {}
-    for spec in TABLES:
-        frame = tables.get(spec.name)
-        if frame is None:
-            out[spec.name] = empty_table(spec)
-            continue
-        frame = frame.copy()
-        for col in spec.columns:
-            if col.name not in frame:
-                frame[col.name] = pd.Series([None] * len(frame), dtype=_dtype(col))
-            elif col.kind == "int":
-                frame[col.name] = pd.to_numeric(frame[col.name]).astype("Int64")
-            else:
-                frame[col.name] = frame[col.name].astype(_dtype(col))
-        if "source_row" in frame:
-            frame["source_row"] = pd.to_numeric(frame["source_row"]).astype("Int64")
-        out[spec.name] = frame.reset_index(drop=True)
-    return out
+    return {
+        spec.name: empty_table(spec)
+        if tables.get(spec.name) is None
+        else coerce_table(spec, tables[spec.name])
+        for spec in TABLES
+    }

@@ -74,10 +74,6 @@ class HighsRunner:
     def objective_changed(self, m: pyo.ConcreteModel) -> None:
         self.opt.set_objective(_active_objective(m))
 
-    def restore(self, m: pyo.ConcreteModel, outcome: StageOutcome) -> None:
-        """Keep an earlier stage's plan: a stage that found nothing loaded nothing (solves run
-        with load_solutions=False), so the model's variables still hold that plan."""
-
     def solve(
         self,
         m: pyo.ConcreteModel,
@@ -144,9 +140,6 @@ class LegacyRunner:
 
     def objective_changed(self, m: pyo.ConcreteModel) -> None:
         pass
-
-    def restore(self, m: pyo.ConcreteModel, outcome: StageOutcome) -> None:
-        """As HighsRunner.restore: solves load nothing when they find nothing."""
 
     def solve(
         self,

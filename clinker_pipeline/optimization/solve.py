@@ -131,8 +131,8 @@ def optimize(
             final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap)
             stages.append(final)
             if not final.has_solution:
-                # stage 2 found nothing in the time left: the serve-stage plan is still valid
-                runner.restore(m, first)
+                # stage 2 found nothing in the time left. Solves load a plan only when they
+                # find one, so the model still holds the serve-stage plan, which is valid.
                 final = StageOutcome(
                     has_solution=True,
                     optimal=False,
