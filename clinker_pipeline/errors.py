@@ -27,7 +27,19 @@ class SolverUnavailable(ClinkerError):
 
 
 class SourceUnavailable(ClinkerError):
-    """A data source could not be reached or answered with an error."""
+    """A data source could not be reached or answered with an error.
+
+    `status` is the HTTP status when the source answered: a 4xx means our request or credentials
+    are wrong and retrying the run will not help; None or a 5xx/429 is worth a later retry.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class InvalidPayload(ClinkerError):

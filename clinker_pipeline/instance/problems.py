@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 Severity = Literal["ERROR", "WARN"]
-# What kind of rule a problem breaks; each maps to one Dagster asset check.
-Rule = Literal["schema", "reference", "dropped"]
+# What kind of rule a problem breaks; each maps to one Dagster asset check. Feeds add
+# "plausibility" (a value outside its usual range: WARN) and "stale" (last good data reused).
+Rule = Literal["schema", "reference", "dropped", "plausibility", "stale"]
 
 
 @dataclass(frozen=True)

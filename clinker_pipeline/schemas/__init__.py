@@ -1,5 +1,5 @@
-"""Pandera models: the internal data model every feed produces and the planner reads."""
+"""Pandera models: the internal data model every feed produces and the planner reads.
 
-from clinker_pipeline.schemas.instance import INSTANCE_SCHEMAS
-
-__all__ = ["INSTANCE_SCHEMAS"]
+One module per feed family; import the module you need (this package imports nothing, so a
+feed schema never drags in the instance loader).
+"""

@@ -338,6 +338,35 @@ class JsonHttpSession:
         Raises SourceUnavailable when no 2xx answer came in time (the message carries the status
         and the server's own error text) and InvalidPayload when a 2xx answer is not JSON.
         """
+        status, body, text, content_type = self._get(url, params, headers)
+        return self._decode(url, status, body, text, content_type, parse_float)
+
+    def get_text(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """GET a text document (CSV feeds), with the same retries, deadline and errors as JSON."""
+        status, body, text, content_type = self._get(url, params, headers)
+        if not body.strip():
+            raise InvalidPayload(self.message(url, reason=f"HTTP {status} with an empty body"))
+        if "html" in (content_type or "").lower() or text.lstrip()[:15].lower().startswith(
+            ("<!doctype", "<html")
+        ):
+            page = self.error_text(text, content_type)
+            raise InvalidPayload(
+                self.message(url, reason=f"HTTP {status}: expected text, got an HTML page ({page})")
+            )
+        return text
+
+    def _get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[int, bytes, str, str | None]:
         policy = self.policy
         started = time.monotonic()
         deadline_at = started + policy.deadline_s
@@ -379,7 +408,7 @@ class JsonHttpSession:
         text = body.decode(response.encoding or "utf-8", errors="replace")
         if not 200 <= response.status_code < 300:
             raise self._status_error(url, response, text, content_type, len(retries), deadline_at)
-        return self._decode(url, response.status_code, body, text, content_type, parse_float)
+        return response.status_code, body, text, content_type
 
     def _status_error(
         self,
@@ -403,11 +432,9 @@ class JsonHttpSession:
             elif retries < self.policy.retries:
                 detail += f"; the next retry would not fit: {deadline}"
             detail += ")"
-        error = SourceUnavailable(
-            self.message(url, status=status, reason=response.reason, detail=detail)
+        return SourceUnavailable(
+            self.message(url, status=status, reason=response.reason, detail=detail), status=status
         )
-        error.status = status  # type: ignore[attr-defined]
-        return error
 
     def _decode(
         self,
