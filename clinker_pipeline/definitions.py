@@ -6,12 +6,25 @@ import dagster as dg
 
 from clinker_pipeline.defs.automation import AUTOMATION_JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
+from clinker_pipeline.defs.external.assets import EXTERNAL_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
-from clinker_pipeline.defs.planning.assets import clinker_plan, plan_job, plan_tables
+from clinker_pipeline.defs.planning.assets import (
+    clinker_plan,
+    plan_job,
+    plan_tables,
+    scenario_comparison,
+)
 from clinker_pipeline.defs.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[instance_tables, *ERP_ASSETS, clinker_plan, plan_tables],
+    assets=[
+        instance_tables,
+        *ERP_ASSETS,
+        *EXTERNAL_ASSETS,
+        clinker_plan,
+        plan_tables,
+        scenario_comparison,
+    ],
     jobs=[plan_job, erp_job, *AUTOMATION_JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,

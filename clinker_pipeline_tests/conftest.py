@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Run-level feed retries (RetryPolicy) wait 60 s by default; tests keep the retries but not
+# the wait. Set before any test imports the definitions (subprocesses inherit it).
+os.environ.setdefault("CLINKER_FEED_RETRY_DELAY_S", "0.2")
 
 from clinker_pipeline_tests.helpers import dataset
 

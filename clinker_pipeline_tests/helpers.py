@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +57,10 @@ def dagster_process_env(work: Path) -> dict[str, str]:
 def venv_command(name: str) -> str:
     """A console script of this project (the venv's, when not on PATH)."""
     return shutil.which(name) or str(REPO / ".venv" / "bin" / name)
+
+
+def all_log_records(caplog: Any) -> list[logging.LogRecord]:
+    """Every record of the test (setup and call included, not only the current phase), less the
+    loopback server's own access log (werkzeug prints request lines with their query)."""
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    return [r for r in records if r.name != "werkzeug"]

@@ -35,6 +35,7 @@ from clinker_pipeline.sources.odata import (
     parse_page,
 )
 from clinker_pipeline.sources.sap import SampleTransport, SapODataClient
+from clinker_pipeline_tests.helpers import all_log_records
 
 USER = "CLINKER_COMM"
 PASSWORD = "Sup3r-Secret!pw#42"
@@ -68,7 +69,7 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     caplog.set_level(logging.DEBUG)
     yield
-    for record in caplog.records:
+    for record in all_log_records(caplog):
         text = record.getMessage() + (record.exc_text or "")
         for secret in SECRETS:
             assert secret not in text, f"secret leaked into log record {record.name}"

@@ -16,6 +16,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_inventory, erp_job
+from clinker_pipeline.defs.external.assets import (
+    cement_prices,
+    diesel_prices,
+    economic_indicators,
+    fx_rates,
+    weather_forecast,
+)
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import DUCKDB_WRITER_TAG, plan_job
 from clinker_pipeline.storage.retention import apply_retention
@@ -29,6 +36,28 @@ erp_stock_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(erp_inventory),
     description="Fetch only the clinker stock from SAP: stock moves hourly, master data does not.",
     tags={DUCKDB_WRITER_TAG: "true"},
+)
+
+
+def _feed_job(name: str, assets: list, description: str):
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*assets),
+        description=description,
+        tags={DUCKDB_WRITER_TAG: "true"},
+    )
+
+
+weather_job = _feed_job(
+    "weather_job", [weather_forecast], "OpenWeatherMap forecast for every plant, road availability."
+)
+diesel_job = _feed_job(
+    "diesel_job", [fx_rates, diesel_prices], "USD/INR rates, then EIA weekly diesel in INR/L."
+)
+fx_job = _feed_job("fx_job", [fx_rates], "USD/INR reference rates (history upserted).")
+market_job = _feed_job("market_job", [cement_prices], "City cement prices and market statistics.")
+indicators_job = _feed_job(
+    "indicators_job", [economic_indicators], "CPI inflation and the manual PMI/freight inputs."
 )
 
 
@@ -103,10 +132,58 @@ cleanup_weekly_schedule = dg.ScheduleDefinition(
     description="DuckDB retention on Sundays at 03:00 IST.",
 )
 
+
+def _feed_schedule(name: str, job, cron: str, description: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone=TIMEZONE,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=description,
+    )
+
+
+FEED_SCHEDULES = [
+    _feed_schedule(
+        "weather_3hourly_schedule",
+        weather_job,
+        "15 */3 * * *",
+        "Weather every 3 hours (OWM's forecast steps are 3-hourly), 15 min past the step.",
+    ),
+    _feed_schedule(
+        "diesel_weekly_schedule",
+        diesel_job,
+        "0 6 * * 2",
+        "Diesel on Tuesdays 06:00 IST: EIA publishes Monday afternoon Eastern time.",
+    ),
+    _feed_schedule(
+        "fx_daily_schedule",
+        fx_job,
+        "30 21 * * 1-5",
+        "USD/INR on weekdays 21:30 IST, after the ECB reference rates (~16:00 CET).",
+    ),
+    _feed_schedule(
+        "market_daily_schedule",
+        market_job,
+        "0 7 * * *",
+        "Cement prices daily at 07:00 IST.",
+    ),
+    _feed_schedule(
+        "indicators_monthly_schedule",
+        indicators_job,
+        "0 7 1,15 * *",
+        "CPI and the manual PMI/freight CSVs on the 1st and 15th at 07:00 IST.",
+    ),
+]
+
 # --- sensors ----------------------------------------------------------------------------------
 
 PLAN_INPUT_KEYS: list[dg.AssetKey] = [
     *(key for a in ERP_ASSETS for key in a.keys),
+    weather_forecast.key,
+    fx_rates.key,
+    diesel_prices.key,
     *sorted(instance_tables.keys, key=lambda k: k.to_user_string()),
 ]
 
@@ -121,13 +198,14 @@ def _run_key(cursor: dict[str, int]) -> str:
     job=plan_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Re-solve the plan once when any ERP asset or instance table is re-materialized.",
+    description="Re-solve the plan once when any ERP asset, instance table, weather or diesel "
+    "feed is re-materialized.",
 )
 def plan_inputs_changed_sensor(context: dg.SensorEvaluationContext):
     """One plan run per batch of input changes, whatever the number of changed assets.
 
     A plain sensor over `instance.get_asset_records` rather than a multi-asset sensor: one query
-    returns the latest materialization storage id of all 13 inputs, the cursor stays a flat
+    returns the latest materialization storage id of every input, the cursor stays a flat
     `{asset: storage_id}` JSON, and the whole batch maps to exactly one run (a multi-asset sensor
     would need per-asset cursor advancing to express "any changed" and reads events per asset).
     The run_key is a hash of the storage ids, so a repeated tick can never launch a duplicate.
@@ -198,11 +276,20 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
     )
 
 
-AUTOMATION_JOBS = [erp_stock_job, cleanup_job]
+AUTOMATION_JOBS = [
+    erp_stock_job,
+    cleanup_job,
+    weather_job,
+    diesel_job,
+    fx_job,
+    market_job,
+    indicators_job,
+]
 SCHEDULES = [
     erp_daily_schedule,
     erp_stock_hourly_schedule,
     plan_daily_schedule,
     cleanup_weekly_schedule,
+    *FEED_SCHEDULES,
 ]
 SENSORS = [plan_inputs_changed_sensor, run_failure_alert_sensor]

@@ -6,8 +6,10 @@ make the quick start work with no configuration at all.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,6 +19,8 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from clinker_pipeline import settings
 from clinker_pipeline.erp.mapping import ErpMapping, sample_mapping_path
 from clinker_pipeline.instance import Instance, load_instance, sample_instance_path
+
+SAMPLE_MANUAL_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "manual"
 
 
 class InstanceFiles(dg.ConfigurableResource):
@@ -115,6 +119,167 @@ class ErpSettings(dg.ConfigurableResource):
         return ErpMapping.load(self.mapping_path or sample_mapping_path())
 
 
+def _policy(retries: int, deadline_s: float, min_interval_s: float) -> Any:
+    from clinker_pipeline.sources.http import HttpPolicy
+
+    return HttpPolicy(retries=retries, deadline_s=deadline_s, min_interval_s=min_interval_s)
+
+
+class _FeedResource(dg.ConfigurableResource):
+    """Shared knobs of the external feeds: retries and deadline per call, client-side pace."""
+
+    retries: int = 4
+    deadline_s: float = 120.0
+    min_interval_s: float = 0.0
+
+    def policy(self) -> Any:  # -> HttpPolicy
+        return _policy(self.retries, self.deadline_s, self.min_interval_s)
+
+
+class WeatherResource(_FeedResource):
+    """OpenWeatherMap forecasts for every plant; with no API key, the bundled payloads."""
+
+    base_url: str = "https://api.openweathermap.org"
+    api_key: str = ""
+    onecall: bool = False  # also fetch One Call 3.0 daily (needs its own subscription)
+    max_workers: int = 4
+    min_interval_s: float = 1.0  # free plan: 60 calls/min
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.api_key
+
+    def client(self) -> Any:  # -> OpenWeatherClient
+        from clinker_pipeline.sources.openweather import OpenWeatherClient
+
+        if self.sample_mode:
+            return OpenWeatherClient.sample()
+        return OpenWeatherClient.live(
+            self.base_url,
+            self.api_key,
+            onecall=self.onecall,
+            policy=self.policy(),
+            max_workers=self.max_workers,
+        )
+
+
+class DieselResource(_FeedResource):
+    """EIA weekly US retail diesel (API v2); with no API key, the bundled payloads."""
+
+    base_url: str = "https://api.eia.gov"
+    api_key: str = ""
+    history_start: str = "2024-01-01"
+    min_interval_s: float = 0.25  # EIA: bursts below 5 requests/s
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.api_key
+
+    def client(self) -> Any:  # -> EiaClient
+        from clinker_pipeline.sources.eia import EiaClient
+
+        if self.sample_mode:
+            return EiaClient.sample()
+        return EiaClient.live(self.base_url, self.api_key, policy=self.policy())
+
+
+class FxResource(_FeedResource):
+    """USD/INR reference rates (Frankfurter JSON); keyless, so live only when a URL is set."""
+
+    base_url: str = ""
+    api_key: str = ""  # only for a private mirror that wants one
+    history_start: str = "2024-01-01"
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.base_url
+
+    def client(self) -> Any:  # -> FxClient
+        from clinker_pipeline.sources.frankfurter import FxClient
+
+        if self.sample_mode:
+            return FxClient.sample()
+        return FxClient.live(self.base_url, api_key=self.api_key, policy=self.policy())
+
+
+class WorldBankResource(_FeedResource):
+    """World Bank indicators API v2 (India CPI inflation); keyless, live when a URL is set."""
+
+    base_url: str = ""
+    country: str = "IND"
+    date_range: str = "2010:2026"
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.base_url
+
+    def client(self) -> Any:  # -> WorldBankClient
+        from clinker_pipeline.sources.worldbank import WorldBankClient
+
+        if self.sample_mode:
+            return WorldBankClient.sample()
+        return WorldBankClient.live(self.base_url, policy=self.policy())
+
+
+class MarketResource(_FeedResource):
+    """City cement prices from a configured JSON (OGD `records`) or CSV feed, else the sample."""
+
+    url: str = ""
+    api_key: str = ""
+    format: str = "auto"  # auto | ogd-json | csv
+    # JSON object: our field -> the feed's field id (OGD ids are dataset-specific), e.g.
+    # {"price": "modal_price", "date": "arrival_date"}; unset fields keep the defaults
+    fields: str = ""
+
+    def field_map(self) -> dict[str, str]:
+        if not self.fields:
+            return {}
+        try:
+            value = json.loads(self.fields)
+        except ValueError as exc:
+            raise ValueError(f"MARKET_DATA_FIELDS is not a JSON object: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError("MARKET_DATA_FIELDS must be a JSON object of field ids")
+        return {str(k): str(v) for k, v in value.items()}
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.url
+
+    def client(self) -> Any:  # -> MarketPriceClient
+        from clinker_pipeline.sources.market import MarketPriceClient
+
+        if self.sample_mode:
+            return MarketPriceClient.sample()
+        fmt = {"ogd-json": "json"}.get(self.format, self.format)
+        return MarketPriceClient.live(self.url, api_key=self.api_key, fmt=fmt, policy=self.policy())
+
+
+class ManualInputs(dg.ConfigurableResource):
+    """Indicators with no public API (manufacturing PMI, road freight index) as CSV files."""
+
+    directory: str = ""  # empty: the bundled sample CSVs
+
+    @property
+    def sample_mode(self) -> bool:
+        return not self.directory
+
+    def path(self, indicator: str) -> Path:
+        base = Path(self.directory) if self.directory else SAMPLE_MANUAL_DIR
+        return base / f"{indicator}.csv"
+
+
+class ScenarioSettings(dg.ConfigurableResource):
+    """The named scenario set (and the feed adjustments' constants) as a JSON file."""
+
+    path: str = ""  # empty: the bundled sample set
+
+    def load(self) -> Any:  # -> ScenarioSet
+        from clinker_pipeline.optimization.scenarios import ScenarioSet
+
+        return ScenarioSet.load(self.path or None)
+
+
 def _secret(name: str) -> Any:
     """A secret from the environment as an EnvVar (Dagster never shows its value), or ""."""
     return dg.EnvVar(name) if os.getenv(name) else ""
@@ -140,4 +305,23 @@ def build_resources() -> dict[str, object]:
             password=_secret("ORACLE_PASSWORD"),
         ),
         "erp": ErpSettings(mapping_path=os.getenv("CLINKER_ERP_MAPPING", "")),
+        "weather": WeatherResource(
+            base_url=os.getenv("OPENWEATHER_BASE_URL", "https://api.openweathermap.org"),
+            api_key=_secret("WEATHER_API_KEY"),
+            onecall=os.getenv("OPENWEATHER_ONECALL", "").lower() in ("1", "true", "yes"),
+        ),
+        "diesel": DieselResource(
+            base_url=os.getenv("EIA_BASE_URL", "https://api.eia.gov"),
+            api_key=_secret("FUEL_PRICE_API_KEY"),
+        ),
+        "fx": FxResource(base_url=os.getenv("FX_BASE_URL", ""), api_key=_secret("FX_API_KEY")),
+        "worldbank": WorldBankResource(base_url=os.getenv("WORLDBANK_BASE_URL", "")),
+        "market": MarketResource(
+            url=os.getenv("MARKET_DATA_URL", ""),
+            api_key=_secret("MARKET_DATA_API_KEY"),
+            format=os.getenv("MARKET_DATA_FORMAT", "auto"),
+            fields=os.getenv("MARKET_DATA_FIELDS", ""),
+        ),
+        "manual_inputs": ManualInputs(directory=os.getenv("CLINKER_MANUAL_INPUTS_DIR", "")),
+        "scenarios": ScenarioSettings(path=os.getenv("CLINKER_SCENARIOS_PATH", "")),
     }

@@ -46,6 +46,9 @@ class PlanResult:
     inventory: pd.DataFrame = field(default_factory=pd.DataFrame)
     unmet: pd.DataFrame = field(default_factory=pd.DataFrame)
     diagnosis: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the validated tables before feed/scenario adjustments, so what-if runs start from the
+    # same data as this plan (not part of the summary or the DuckDB tables)
+    inputs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def plan_found(self) -> bool:

@@ -27,6 +27,9 @@ def pandera_problems(
     The row is the table's `source_row` when it has one (the record's position in the payload),
     else the 1-based position in the table; whole-column failures carry no row.
     """
+    # failure cases name index labels: make them unique positions (a concat of several
+    # payloads repeats labels, and a repeated label would match several rows)
+    table = table.reset_index(drop=True)
     try:
         schema.validate(table, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -40,11 +43,10 @@ def pandera_problems(
         row: int | None = None
         record: dict | None = None
         if index is not None and not pd.isna(index) and index in table.index:
-            position = table.index.get_loc(index)
             if "source_row" in table.columns and not pd.isna(table.at[index, "source_row"]):
                 row = int(table.at[index, "source_row"])
-            elif isinstance(position, int):
-                row = position + 1
+            else:
+                row = int(index) + 1
             record = {k: _plain(v) for k, v in table.loc[index].to_dict().items()}
         key = (row, column, str(case.check))
         if key in found:

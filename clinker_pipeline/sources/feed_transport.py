@@ -59,6 +59,7 @@ class HttpFeedTransport:
         headers: Mapping[str, str] | None = None,
         policy: HttpPolicy | None = None,
         verify: bool | str = True,
+        error_text: Callable[[str, str | None], str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -74,6 +75,7 @@ class HttpFeedTransport:
             headers=headers,
             verify=verify,
             redact=list(self.secret_params.values()),
+            **({"error_text": error_text} if error_text else {}),
         )
 
     def __repr__(self) -> str:

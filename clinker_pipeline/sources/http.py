@@ -59,9 +59,9 @@ _URL_RE = re.compile(r"(?i)\bhttps?://\S+")
 
 #: What a planner should check first, per status (the server's own text follows).
 _STATUS_HINTS: dict[int, str] = {
-    401: "credentials rejected: check the user and password",
-    403: "not authorised: check the user's roles",
-    404: "not found: check the service is activated and the entity set name",
+    401: "credentials rejected: check the user and password (or the API key)",
+    403: "not authorised: check the user's roles or the API key's plan",
+    404: "not found: check the base URL and that the service or resource exists",
     429: "rate limited",
 }
 

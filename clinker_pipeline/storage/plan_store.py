@@ -47,7 +47,9 @@ PLAN_TABLES: dict[str, str] = {
         extract_s DOUBLE,
         message VARCHAR,
         options JSON,
-        input_warnings JSON
+        input_warnings JSON,
+        adjustments JSON,
+        stale_inputs JSON
     """,
     "plan_production": """
         run_id VARCHAR NOT NULL,
@@ -109,11 +111,16 @@ DETAIL_TABLES = {
     "plan_diagnosis": "diagnosis",
 }
 LATEST_VIEWS = ("plan_production", "plan_shipments", "plan_inventory", "plan_unmet")
+# Columns added after the first release: files written by an older version gain them (NULL).
+ADDED_COLUMNS = {"plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON"))}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in PLAN_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    for name, added in ADDED_COLUMNS.items():
+        for column, kind in added:
+            con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute(
         """
         CREATE OR REPLACE VIEW latest_plan_run AS
@@ -153,6 +160,10 @@ def write_plan(
         "input_origin": input_origin,
         "options": json.dumps(result.options, default=str),
         "input_warnings": json.dumps(list(input_warnings or [])),
+        "adjustments": json.dumps(result.options.get("adjustments") or {}, default=str),
+        "stale_inputs": json.dumps(
+            (result.options.get("adjustments") or {}).get("stale_inputs") or {}, default=str
+        ),
     }
     run = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in run.items()

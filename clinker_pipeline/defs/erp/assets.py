@@ -13,6 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.checks import problem_check_result
+from clinker_pipeline.defs.feed_runtime import feed_retry_policy, source_errors
 from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.resources import ErpSettings, OracleResource, SapResource
 from clinker_pipeline.erp.mapping import map_capacity, map_demand, map_plants, map_stock
@@ -89,6 +90,7 @@ def _asset(name: str, kinds: set[str], description: str):
         owners=["team:planning"],
         io_manager_key="duckdb_io_manager",
         check_specs=_checks(name),
+        retry_policy=feed_retry_policy(),
         description=description,
     )
 
@@ -97,7 +99,8 @@ def _asset(name: str, kinds: set[str], description: str):
 def erp_plants(
     context: dg.AssetExecutionContext, sap: SapResource, erp: ErpSettings, duckdb: DuckDBResource
 ):
-    records = sap.client().plants()
+    with source_errors("SAP plants"):
+        records = sap.client().plants()
     table, problems = map_plants(records, erp.mapping())
     yield from _publish(
         context,
@@ -120,7 +123,8 @@ def erp_inventory(
     context: dg.AssetExecutionContext, sap: SapResource, erp: ErpSettings, duckdb: DuckDBResource
 ):
     mapping = erp.mapping()
-    records = sap.client().material_stock(mapping.clinker_material)
+    with source_errors("SAP stock"):
+        records = sap.client().material_stock(mapping.clinker_material)
     table, problems = map_stock(records, mapping)
     yield from _publish(
         context,
@@ -143,7 +147,23 @@ def erp_demand_forecast(
     context: dg.AssetExecutionContext, sap: SapResource, erp: ErpSettings, duckdb: DuckDBResource
 ):
     mapping = erp.mapping()
-    records = sap.client().ibp_planning_data(
+    with source_errors("IBP demand"):
+        records = _ibp_records(sap, mapping)
+    table, problems = map_demand(records, mapping)
+    yield from _publish(
+        context,
+        "erp_demand_forecast",
+        table,
+        problems,
+        duckdb,
+        feed="ibp_demand",
+        sample_mode=sap.sample_mode,
+        fetched=len(records),
+    )
+
+
+def _ibp_records(sap: SapResource, mapping) -> list:
+    return sap.client().ibp_planning_data(
         mapping.ibp_planning_area,
         select=[
             mapping.ibp_product_field,
@@ -158,17 +178,6 @@ def erp_demand_forecast(
         start=mapping.horizon_start(),
         end=mapping.horizon_end(),
     )
-    table, problems = map_demand(records, mapping)
-    yield from _publish(
-        context,
-        "erp_demand_forecast",
-        table,
-        problems,
-        duckdb,
-        feed="ibp_demand",
-        sample_mode=sap.sample_mode,
-        fetched=len(records),
-    )
 
 
 @_asset("erp_capacity", {"oracle"}, "Clinker capacity per IU and month from the Oracle ERP.")
@@ -179,7 +188,10 @@ def erp_capacity(
     duckdb: DuckDBResource,
 ):
     mapping = erp.mapping()
-    rows, bad = oracle.fetch_capacity(mapping.horizon_start().date(), mapping.horizon_end().date())
+    with source_errors("Oracle capacity"):
+        rows, bad = oracle.fetch_capacity(
+            mapping.horizon_start().date(), mapping.horizon_end().date()
+        )
     table, problems = map_capacity(rows, bad, mapping)
     yield from _publish(
         context,

@@ -13,10 +13,14 @@ from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.markdown import to_markdown
+from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings
+from clinker_pipeline.external.calendar import monthly_periods
 from clinker_pipeline.instance import TABLES, validate_instance
 from clinker_pipeline.instance.loader import fingerprint
 from clinker_pipeline.instance.parse import coerce_tables
 from clinker_pipeline.optimization.result import PlanResult
+from clinker_pipeline.optimization.scenarios import FeedInputs, apply_adjustments, json_safe
+from clinker_pipeline.storage.feeds import load_feed_inputs, write_comparison
 from clinker_pipeline.storage.plan_store import DETAIL_TABLES, write_plan
 from clinker_pipeline.storage.snapshot import publish_snapshot
 
@@ -40,7 +44,12 @@ class PlanConfig(dg.Config):
     # "files": plan from the instance files; "erp": plants, stock, demand and capacity from the
     # ERP assets, the rest (lanes, costs, bounds) from the instance files.
     input_source: Literal["files", "erp"] = settings.input_source()
+    # apply the feed adjustments (fuel-indexed road freight, weather road caps, stale-input
+    # record); off reproduces the plain dataset run of the contract
+    apply_feeds: bool = True
 
+
+FEED_INPUTS = ["weather_forecast", "diesel_prices"]  # read from DuckDB by the scenario layer
 
 ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source == "erp"
     "erp_plants": "plants",
@@ -53,6 +62,7 @@ ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source 
 @dg.asset(
     ins={spec.name: dg.AssetIn(key=spec.name) for spec in TABLES}
     | {name: dg.AssetIn(key=name) for name in ERP_INPUTS},
+    deps=FEED_INPUTS,
     group_name=GROUP,
     kinds={"pyomo", "highs"},
     owners=["team:planning"],
@@ -86,6 +96,9 @@ def clinker_plan(
     erp_inventory: pd.DataFrame,
     erp_demand_forecast: pd.DataFrame,
     erp_capacity: pd.DataFrame,
+    duckdb: DuckDBResource,
+    erp: ErpSettings,
+    scenarios: ScenarioSettings,
 ):
     """Cheapest plan that serves the most demand: production, trips per lane, stock, shortfall."""
     from clinker_pipeline.optimization import SolveOptions, optimize  # heavy: pyomo, highspy
@@ -121,10 +134,22 @@ def clinker_plan(
         holding_cost=config.holding_cost,
         penalty=config.penalty,
     )
-    result = optimize(tables, options)
+    scenario_set = scenarios.load()
+    scenario = scenario_set.get(config.scenario)
+    if config.apply_feeds:
+        feeds = read_feed_inputs(duckdb, erp, tables)
+        adjusted = apply_adjustments(tables, feeds, scenario, scenario_set.settings)
+        model_tables, applied = adjusted.tables, adjusted.applied
+        for feed, why in feeds.stale.items():
+            context.log.warning(f"input {feed} is stale: {why}")
+    else:
+        model_tables, applied = tables, {"scenario": scenario.name, "feeds": "off"}
+    result = optimize(model_tables, options)
+    result.inputs = tables
     result.options["scenario"] = config.scenario
     result.options["input_source"] = config.input_source
     result.options["inputs_fingerprint"] = fingerprint(tables)
+    result.options["adjustments"] = json_safe(applied)
     context.log.info(
         f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
     )
@@ -173,11 +198,34 @@ def _with_erp_tables(
     return instance.tables
 
 
+def read_feed_inputs(
+    duckdb: DuckDBResource, erp: ErpSettings, tables: dict[str, pd.DataFrame]
+) -> FeedInputs:
+    """The stored feeds on the planning calendar (periods are months from the plan start)."""
+    periods = [
+        int(p)
+        for name in ("clinker_demand", "clinker_capacity")
+        for p in tables[name]["time_period"].dropna()
+    ]
+    calendar = monthly_periods(erp.mapping().plan_start, max(periods, default=1))
+    with duckdb.get_connection() as con:
+        return load_feed_inputs(con, calendar)
+
+
 def plan_metadata(result: PlanResult) -> dict[str, object]:
     def num(v: float | None) -> float:
         return float("nan") if v is None else float(v)
 
+    applied = result.options.get("adjustments") or {}
+    fuel, weather = applied.get("fuel") or {}, applied.get("weather") or {}
     return {
+        "scenario": str(result.options.get("scenario", "base")),
+        "fuel_index": num(fuel.get("fuel_index")),
+        "diesel_inr_per_litre": num(fuel.get("diesel_inr_per_litre")),
+        "min_road_availability": num(weather.get("min_availability")),
+        "road_caps_added": int(weather.get("road_caps_added", 0)),
+        "stale_inputs": dg.MetadataValue.json(applied.get("stale_inputs") or {}),
+        "adjustments": dg.MetadataValue.json(applied),
         "run_id": result.run_id,
         "status": result.status,
         "cost_inr": num(result.cost),
@@ -246,6 +294,97 @@ def plan_tables(
                 "status": clinker_plan.status,
             },
         )
+
+
+class ScenarioRunConfig(dg.Config):
+    """Which scenarios of the set to compare (empty: all) and the solver budget per scenario."""
+
+    scenarios: list[str] = []
+    time_limit: float = 120.0
+
+
+@dg.asset(
+    ins={"clinker_plan": dg.AssetIn()},
+    group_name=GROUP,
+    kinds={"pyomo", "highs", "duckdb"},
+    owners=["team:planning"],
+    tags={"dagster/max_runtime": str(PLAN_MAX_RUNTIME_S)},
+    description="The named scenarios (scenarios.json) solved on the plan's own inputs and feeds; "
+    "one row per scenario in DuckDB table scenario_comparison (cost, served %, rail share).",
+)
+def scenario_comparison(
+    context: dg.AssetExecutionContext,
+    config: ScenarioRunConfig,
+    clinker_plan: PlanResult,
+    duckdb: DuckDBResource,
+    erp: ErpSettings,
+    scenarios: ScenarioSettings,
+) -> dg.MaterializeResult:
+    """What-ifs next to the plan: each scenario is a full solve, published like the plan."""
+    from clinker_pipeline.optimization import SolveOptions
+    from clinker_pipeline.optimization.comparison import (
+        ScenarioRun,
+        comparison_table,
+        run_scenarios,
+    )
+    from clinker_pipeline.optimization.scenarios import Adjusted
+
+    if not clinker_plan.inputs:
+        raise dg.Failure("the plan carries no input tables to run scenarios on")
+    scenario_set = scenarios.load()
+    applied = clinker_plan.options.get("adjustments") or {}
+    feeds_on = applied.get("feeds") != "off"
+    feeds = read_feed_inputs(duckdb, erp, clinker_plan.inputs) if feeds_on else FeedInputs()
+    base = None
+    if clinker_plan.options.get("scenario", "base") == "base" and clinker_plan.plan_found:
+        base = ScenarioRun(
+            scenario_set.get("base"), Adjusted({}, applied, pd.DataFrame()), clinker_plan
+        )
+    opts = clinker_plan.options
+    options = SolveOptions(
+        objective=opts.get("objective", "lexicographic"),
+        solver=opts.get("solver", "highs"),
+        mip_gap=float(opts.get("mip_gap", 1e-4)),
+        time_limit=config.time_limit,
+        holding_cost=float(opts.get("holding_cost", 0.0)),
+        penalty=float(opts.get("penalty", 1e5)),
+    )
+    runs = run_scenarios(
+        clinker_plan.inputs, feeds, scenario_set, options, config.scenarios or None, base
+    )
+    table = comparison_table(runs)
+    with duckdb.get_connection() as con:
+        for run in runs:
+            if run is base:
+                continue
+            write_plan(
+                con,
+                run.result,
+                scenario=run.scenario.name,
+                launched_by="dagster-scenarios",
+                inputs_fingerprint=opts.get("inputs_fingerprint"),
+                input_origin=str(opts.get("input_source", "files")),
+                dagster_run_id=context.run.run_id,
+                input_warnings=run.result.warnings,
+            )
+        write_comparison(
+            con,
+            table,
+            comparison_id=context.run.run_id,
+            stale_inputs=feeds.stale,
+            dagster_run_id=context.run.run_id,
+        )
+    shown = table[
+        ["scenario", "status", "cost_inr", "served_pct", "rail_share_pct", "cost_vs_base_pct"]
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "scenarios": len(table),
+            "comparison": dg.MetadataValue.md(to_markdown(shown, float_format="{:,.2f}")),
+            "stale_inputs": dg.MetadataValue.json(feeds.stale),
+            "dagster/row_count": len(table),
+        }
+    )
 
 
 plan_job = dg.define_asset_job(

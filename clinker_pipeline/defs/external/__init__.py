@@ -1,0 +1,1 @@
+"""External feeds (weather, diesel, FX, indicators, market prices) as assets."""
