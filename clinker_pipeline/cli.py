@@ -13,6 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from clinker_pipeline import settings
 from clinker_pipeline.errors import ClinkerError, InvalidInstance, SolverUnavailable
@@ -259,6 +260,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _latest_comparison(database: str) -> Any:
+    """The newest scenario comparison, or None (the asset may have been skipped)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(database, read_only=True) as con:
+            return con.execute("SELECT * FROM latest_scenario_comparison").df()
+    except duckdb.Error:
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize every asset in-process, as the scheduled job would, and print the plan."""
     if args.input:
@@ -268,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from clinker_pipeline.definitions import defs
-    from clinker_pipeline.report import plan_summary
+    from clinker_pipeline.report import plan_summary, scenario_summary
 
     instance = (
         dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
@@ -306,7 +318,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Materialized {len(result.get_asset_materialization_events())} assets "
         f"(Dagster run {result.run_id})."
     )
-    print(plan_summary(plan, os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())))
+    database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
+    print(plan_summary(plan, database))
+    print(scenario_summary(_latest_comparison(database)))
     if not result.success:
         return EXIT_NO_PLAN
     if plan.status == "infeasible":

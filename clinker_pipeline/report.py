@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from clinker_pipeline.optimization.result import PlanResult
 
 
@@ -48,6 +50,24 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
     elif len(result.diagnosis):
         lines.append("  rows that must give:")
         lines += [f"    - {d}" for d in result.diagnosis["description"].head(10)]
+    applied = result.options.get("adjustments") or {}
+    if applied.get("fuel") or applied.get("weather"):
+        fuel, weather = applied.get("fuel") or {}, applied.get("weather") or {}
+        parts = []
+        if fuel:
+            parts.append(
+                f"diesel INR {fuel['diesel_inr_per_litre']:.2f}/L (week {fuel.get('diesel_week')}),"
+                f" road freight x{fuel['fuel_index']:.4f}"
+            )
+        if weather:
+            parts.append(
+                f"road availability min {weather['min_availability']:.3f}"
+                f" ({weather['plants_with_reduced_road']} plants reduced)"
+            )
+        lines.append("  feeds       " + "; ".join(parts))
+    stale = applied.get("stale_inputs") or {}
+    if stale:
+        lines.append(f"  STALE       {', '.join(sorted(stale))} (last good data used)")
     lines.append(
         f"  model       {result.n_vars:,} vars ({result.n_int:,} integer), {result.n_rows:,} rows; "
         f"build {result.build_s:.2f} s, hand-off {result.handoff_s:.2f} s, "
@@ -57,5 +77,20 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
         lines.append(
             f"  written to  {duckdb_path} (plan_runs, plan_production, plan_shipments, "
             "plan_inventory, plan_unmet; views latest_plan_*)"
+        )
+    return "\n".join(lines)
+
+
+def scenario_summary(table: pd.DataFrame) -> str:
+    """The scenario comparison as a few aligned lines (the full table is in DuckDB)."""
+    if table is None or table.empty:
+        return ""
+    lines = ["Scenarios (table scenario_comparison):"]
+    for r in table.itertuples(index=False):
+        cost = "n/a" if pd.isna(r.cost_inr) else f"{r.cost_inr / 1e7:,.2f} cr"
+        delta = "" if pd.isna(r.cost_vs_base_pct) else f"{r.cost_vs_base_pct:+.2f} %"
+        lines.append(
+            f"  {r.scenario:<16} {r.status:<18} cost {cost:>14} {delta:>9}"
+            f"  served {r.served_pct:7.3f} %  rail {r.rail_share_pct:5.1f} %"
         )
     return "\n".join(lines)

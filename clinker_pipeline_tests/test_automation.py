@@ -31,6 +31,18 @@ SCHEDULES = {
     "erp_stock_hourly_schedule": ("0 * * * *", "erp_stock_job"),
     "plan_daily_schedule": ("30 5 * * *", "clinker_plan_job"),
     "cleanup_weekly_schedule": ("0 3 * * 0", "cleanup_job"),
+    "weather_3hourly_schedule": ("15 */3 * * *", "weather_job"),
+    "diesel_weekly_schedule": ("0 6 * * 2", "diesel_job"),
+    "fx_daily_schedule": ("30 21 * * 1-5", "fx_job"),
+    "market_daily_schedule": ("0 7 * * *", "market_job"),
+    "indicators_monthly_schedule": ("0 7 1,15 * *", "indicators_job"),
+}
+FEED_JOBS = {
+    "weather_job": {"weather_forecast"},
+    "diesel_job": {"fx_rates", "diesel_prices"},
+    "fx_job": {"fx_rates"},
+    "market_job": {"cement_prices"},
+    "indicators_job": {"economic_indicators"},
 }
 PLAN_TABLES = ("plan_runs", *DETAIL_TABLES)
 
@@ -66,10 +78,13 @@ def test_every_sensor_is_registered():
 def test_every_job_is_registered():
     repo = defs.get_repository_def()
     names = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
-    assert names == {"clinker_plan_job", "erp_sync_job", "erp_stock_job", "cleanup_job"}
+    assert names == {"clinker_plan_job", "erp_sync_job", "erp_stock_job", "cleanup_job", *FEED_JOBS}
     stock = defs.resolve_job_def("erp_stock_job")
     assert {k.to_user_string() for k in stock.asset_layer.selected_asset_keys} == {"erp_inventory"}
-    for job in ("erp_stock_job", "cleanup_job"):
+    for job, assets in FEED_JOBS.items():
+        selected = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        assert {k.to_user_string() for k in selected} == assets
+    for job in ("erp_stock_job", "cleanup_job", *FEED_JOBS):
         assert defs.resolve_job_def(job).tags["clinker/duckdb_writer"] == "true"
 
 

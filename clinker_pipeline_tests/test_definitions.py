@@ -29,7 +29,15 @@ def test_every_asset_is_registered():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     erp = {"erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"}
-    expected = {t.name for t in TABLES} | {"clinker_plan"} | set(PLAN_TABLES) | erp
+    feeds = {
+        "weather_forecast",
+        "fx_rates",
+        "diesel_prices",
+        "economic_indicators",
+        "cement_prices",
+    }
+    planning = {"clinker_plan", "scenario_comparison"}
+    expected = {t.name for t in TABLES} | planning | set(PLAN_TABLES) | erp | feeds
     assert keys == expected
 
 
@@ -50,7 +58,33 @@ def test_every_check_is_registered_with_its_blocking_flag():
     for erp in ("erp_plants", "erp_inventory", "erp_demand_forecast", "erp_capacity"):
         assert checks[(erp, "schema_valid")].blocking
         assert checks[(erp, "records_usable")].blocking
-    assert len(checks) == 9 + 8 + 2 + 2 + 8
+    feeds = (
+        "weather_forecast",
+        "fx_rates",
+        "diesel_prices",
+        "economic_indicators",
+        "cement_prices",
+    )
+    for feed in feeds:
+        assert checks[(feed, "structure_valid")].blocking
+        assert not checks[(feed, "values_plausible")].blocking
+        assert not checks[(feed, "data_fresh")].blocking
+    assert len(checks) == 9 + 8 + 2 + 2 + 8 + 3 * len(feeds)
+
+
+def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime():
+    graph = defs.resolve_asset_graph()
+    for name in ("weather_forecast", "diesel_prices", "fx_rates", "erp_plants", "erp_capacity"):
+        node = graph.get(dg.AssetKey(name))
+        policy = (
+            defs.resolve_job_def("clinker_plan_job")
+            .graph.node_named(node.assets_def.node_def.name)
+            .definition.retry_policy
+        )
+        assert policy is not None and policy.max_retries == 2, name
+        assert policy.backoff == dg.Backoff.EXPONENTIAL
+    plan = graph.get(dg.AssetKey("clinker_plan"))
+    assert plan.tags["dagster/max_runtime"] == "3600"
 
 
 def test_main_job_selects_the_whole_graph_and_is_tagged_as_duckdb_writer():

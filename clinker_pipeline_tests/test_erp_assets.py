@@ -13,7 +13,13 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
-from clinker_pipeline.defs.resources import ErpSettings, InstanceFiles, OracleResource, SapResource
+from clinker_pipeline.defs.resources import (
+    ErpSettings,
+    InstanceFiles,
+    OracleResource,
+    SapResource,
+    ScenarioSettings,
+)
 from clinker_pipeline.instance import load_instance, sample_instance_path
 
 PASSWORD = "Sup3r-S3cret-pw!"
@@ -29,6 +35,7 @@ def resources(db, sap=None):
         "sap": sap or SapResource(),
         "oracle": OracleResource(),
         "erp": ErpSettings(),
+        "scenarios": ScenarioSettings(),
     }
 
 

@@ -14,7 +14,13 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
-from clinker_pipeline.defs.resources import ErpSettings, InstanceFiles, OracleResource, SapResource
+from clinker_pipeline.defs.resources import (
+    ErpSettings,
+    InstanceFiles,
+    OracleResource,
+    SapResource,
+    ScenarioSettings,
+)
 from clinker_pipeline.instance_storage import postgres_url
 from clinker_pipeline_tests.helpers import REPO
 
@@ -64,6 +70,7 @@ def graph_resources(db):
         "sap": SapResource(),
         "oracle": OracleResource(),
         "erp": ErpSettings(),
+        "scenarios": ScenarioSettings(),
     }
 
 

@@ -10,7 +10,13 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
-from clinker_pipeline.defs.resources import ErpSettings, InstanceFiles, OracleResource, SapResource
+from clinker_pipeline.defs.resources import (
+    ErpSettings,
+    InstanceFiles,
+    OracleResource,
+    SapResource,
+    ScenarioSettings,
+)
 from clinker_pipeline_tests.helpers import copy_instance, dataset
 
 ASSETS = [instance_tables, *ERP_ASSETS, clinker_plan, plan_tables]
@@ -26,6 +32,7 @@ def run_graph(instance_path, db_path, time_limit=60.0):
             "sap": SapResource(),  # sample mode: bundled payloads, no network
             "oracle": OracleResource(),
             "erp": ErpSettings(),
+            "scenarios": ScenarioSettings(),
         },
         run_config={"ops": {"clinker_plan": {"config": {"time_limit": time_limit}}}},
         raise_on_error=False,
