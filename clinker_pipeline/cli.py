@@ -271,6 +271,20 @@ def _latest_comparison(database: str) -> Any:
         return None
 
 
+def _quality_report(instance: Any, run_id: str, database: str) -> Any:
+    """The data-quality report of the run just made (what data_quality_sensor does in a
+    deployment), or None when it cannot be built."""
+    from dagster_duckdb import DuckDBResource
+
+    from clinker_pipeline.defs.quality import build_report
+
+    try:
+        return build_report(instance, run_id, DuckDBResource(database=database))
+    except Exception as exc:  # the plan is already published: report, do not fail the run
+        print(f"data-quality report not built: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize every asset in-process, as the scheduled job would, and print the plan."""
     if args.input:
@@ -280,7 +294,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from clinker_pipeline.definitions import defs
-    from clinker_pipeline.report import plan_summary, scenario_summary
+    from clinker_pipeline.report import plan_summary, quality_summary, scenario_summary
 
     instance = (
         dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
@@ -321,6 +335,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
     print(plan_summary(plan, database))
     print(scenario_summary(_latest_comparison(database)))
+    print(quality_summary(_quality_report(instance, result.run_id, database)))
     if not result.success:
         return EXIT_NO_PLAN
     if plan.status == "infeasible":

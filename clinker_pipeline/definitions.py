@@ -14,6 +14,11 @@ from clinker_pipeline.defs.planning.assets import (
     plan_tables,
     scenario_comparison,
 )
+from clinker_pipeline.defs.quality import (
+    data_quality_job,
+    data_quality_report,
+    data_quality_sensor,
+)
 from clinker_pipeline.defs.resources import build_resources
 
 defs = dg.Definitions(
@@ -24,9 +29,10 @@ defs = dg.Definitions(
         clinker_plan,
         plan_tables,
         scenario_comparison,
+        data_quality_report,
     ],
-    jobs=[plan_job, erp_job, *AUTOMATION_JOBS],
+    jobs=[plan_job, erp_job, *AUTOMATION_JOBS, data_quality_job],
     schedules=SCHEDULES,
-    sensors=SENSORS,
+    sensors=[*SENSORS, data_quality_sensor],
     resources=build_resources(),
 )

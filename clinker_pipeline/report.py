@@ -62,7 +62,7 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
         if weather:
             parts.append(
                 f"road availability min {weather['min_availability']:.3f}"
-                f" ({weather['plants_with_reduced_road']} plants reduced)"
+                f" (IUs with reduced road: {weather['plants_with_reduced_road']})"
             )
         lines.append("  feeds       " + "; ".join(parts))
     stale = applied.get("stale_inputs") or {}
@@ -92,5 +92,21 @@ def scenario_summary(table: pd.DataFrame) -> str:
         lines.append(
             f"  {r.scenario:<16} {r.status:<18} cost {cost:>14} {delta:>9}"
             f"  served {r.served_pct:7.3f} %  rail {r.rail_share_pct:5.1f} %"
+        )
+    return "\n".join(lines)
+
+
+def quality_summary(report: pd.DataFrame | None) -> str:
+    """One line per feed: score, checks and quarantined rows (table data_quality_report)."""
+    if report is None or report.empty:
+        return ""
+    lines = ["Data quality (table data_quality_report; score 0-100):"]
+    for r in report.itertuples(index=False):
+        failed = r.checks_failed_error + r.checks_failed_warn
+        lines.append(
+            f"  {r.feed:<16} {r.score:5.1f}  checks {r.checks_passed}/{r.checks_run} passed"
+            + (f" ({failed} failed)" if failed else "")
+            + f", kept {r.rows_kept:,}, quarantined {r.rows_quarantined_error:,} ERROR"
+            f" / {r.rows_quarantined_warn:,} WARN, {r.freshness}"
         )
     return "\n".join(lines)

@@ -67,7 +67,14 @@ def test_every_schedule_is_registered_with_cron_timezone_job_and_stopped():
 def test_every_sensor_is_registered():
     repo = defs.get_repository_def()
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert set(sensors) == {"plan_inputs_changed_sensor", "run_failure_alert_sensor"}
+    assert set(sensors) == {
+        "plan_inputs_changed_sensor",
+        "run_failure_alert_sensor",
+        "data_quality_sensor",
+    }
+    quality = sensors["data_quality_sensor"]
+    assert quality.job_name == "data_quality_job"
+    assert quality.default_status == dg.DefaultSensorStatus.STOPPED
     plan = sensors["plan_inputs_changed_sensor"]
     assert plan.job_name == "clinker_plan_job"
     assert plan.minimum_interval_seconds == 300
@@ -78,7 +85,16 @@ def test_every_sensor_is_registered():
 def test_every_job_is_registered():
     repo = defs.get_repository_def()
     names = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
-    assert names == {"clinker_plan_job", "erp_sync_job", "erp_stock_job", "cleanup_job", *FEED_JOBS}
+    assert names == {
+        "clinker_plan_job",
+        "erp_sync_job",
+        "erp_stock_job",
+        "cleanup_job",
+        "data_quality_job",
+        *FEED_JOBS,
+    }
+    plan = defs.resolve_job_def("clinker_plan_job").asset_layer.selected_asset_keys
+    assert dg.AssetKey("data_quality_report") not in plan
     stock = defs.resolve_job_def("erp_stock_job")
     assert {k.to_user_string() for k in stock.asset_layer.selected_asset_keys} == {"erp_inventory"}
     for job, assets in FEED_JOBS.items():

@@ -37,7 +37,8 @@ def test_every_asset_is_registered():
         "cement_prices",
     }
     planning = {"clinker_plan", "scenario_comparison"}
-    expected = {t.name for t in TABLES} | planning | set(PLAN_TABLES) | erp | feeds
+    quality = {"data_quality_report"}
+    expected = {t.name for t in TABLES} | planning | set(PLAN_TABLES) | erp | feeds | quality
     assert keys == expected
 
 
@@ -87,11 +88,12 @@ def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime()
     assert plan.tags["dagster/max_runtime"] == "3600"
 
 
-def test_main_job_selects_the_whole_graph_and_is_tagged_as_duckdb_writer():
+def test_main_job_selects_the_whole_graph_but_the_quality_report():
     job = defs.resolve_job_def("clinker_plan_job")
     assert job.tags["clinker/duckdb_writer"] == "true"
     graph = defs.resolve_asset_graph()
-    assert set(job.asset_layer.executable_asset_keys) >= set(graph.get_all_asset_keys())
+    report = dg.AssetKey("data_quality_report")
+    assert set(job.asset_layer.selected_asset_keys) == set(graph.get_all_asset_keys()) - {report}
 
 
 def test_erp_sync_job_selects_the_erp_group():

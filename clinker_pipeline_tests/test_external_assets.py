@@ -175,7 +175,7 @@ def serve_providers(server: Any) -> None:
 
 def live(server: Any, db: Path) -> dict[str, Any]:
     url = server.url_for("").rstrip("/")
-    fast = {"retries": 1, "deadline_s": 10.0, "min_interval_s": 0.0}
+    fast = {"retries": 1, "backoff_factor": 0.01, "deadline_s": 10.0, "min_interval_s": 0.0}
     return resources(
         db,
         weather=WeatherResource(base_url=url, api_key=WEATHER_KEY, **fast),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -119,21 +120,23 @@ class ErpSettings(dg.ConfigurableResource):
         return ErpMapping.load(self.mapping_path or sample_mapping_path())
 
 
-def _policy(retries: int, deadline_s: float, min_interval_s: float) -> Any:
-    from clinker_pipeline.sources.http import HttpPolicy
-
-    return HttpPolicy(retries=retries, deadline_s=deadline_s, min_interval_s=min_interval_s)
-
-
 class _FeedResource(dg.ConfigurableResource):
-    """Shared knobs of the external feeds: retries and deadline per call, client-side pace."""
+    """Per-source HTTP knobs; unset ones keep the client's defaults for that provider (OWM backs
+    off for a minute after a 429, EIA paces bursts below 5/s, the rest pace at 2 calls/s)."""
 
-    retries: int = 4
-    deadline_s: float = 120.0
-    min_interval_s: float = 0.0
+    retries: int | None = None  # per request, by urllib3 with backoff and Retry-After
+    backoff_factor: float | None = None
+    deadline_s: float | None = None  # whole call, retries included
+    min_interval_s: float | None = None  # the client-side rate limit of this source
 
-    def policy(self) -> Any:  # -> HttpPolicy
-        return _policy(self.retries, self.deadline_s, self.min_interval_s)
+    def policy(self, default: Any = None) -> Any:  # -> HttpPolicy
+        from clinker_pipeline.sources.http import HttpPolicy
+
+        base = default or HttpPolicy(deadline_s=120.0, min_interval_s=0.5)
+        fields = ("retries", "backoff_factor", "deadline_s", "min_interval_s")
+        return replace(
+            base, **{f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+        )
 
 
 class WeatherResource(_FeedResource):
@@ -143,14 +146,13 @@ class WeatherResource(_FeedResource):
     api_key: str = ""
     onecall: bool = False  # also fetch One Call 3.0 daily (needs its own subscription)
     max_workers: int = 4
-    min_interval_s: float = 1.0  # free plan: 60 calls/min
 
     @property
     def sample_mode(self) -> bool:
         return not self.api_key
 
     def client(self) -> Any:  # -> OpenWeatherClient
-        from clinker_pipeline.sources.openweather import OpenWeatherClient
+        from clinker_pipeline.sources.openweather import DEFAULT_POLICY, OpenWeatherClient
 
         if self.sample_mode:
             return OpenWeatherClient.sample()
@@ -158,7 +160,7 @@ class WeatherResource(_FeedResource):
             self.base_url,
             self.api_key,
             onecall=self.onecall,
-            policy=self.policy(),
+            policy=self.policy(DEFAULT_POLICY),
             max_workers=self.max_workers,
         )
 
@@ -169,18 +171,17 @@ class DieselResource(_FeedResource):
     base_url: str = "https://api.eia.gov"
     api_key: str = ""
     history_start: str = "2024-01-01"
-    min_interval_s: float = 0.25  # EIA: bursts below 5 requests/s
 
     @property
     def sample_mode(self) -> bool:
         return not self.api_key
 
     def client(self) -> Any:  # -> EiaClient
-        from clinker_pipeline.sources.eia import EiaClient
+        from clinker_pipeline.sources.eia import DEFAULT_POLICY, EiaClient
 
         if self.sample_mode:
             return EiaClient.sample()
-        return EiaClient.live(self.base_url, self.api_key, policy=self.policy())
+        return EiaClient.live(self.base_url, self.api_key, policy=self.policy(DEFAULT_POLICY))
 
 
 class FxResource(_FeedResource):

@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.markdown import to_markdown
+from clinker_pipeline.defs.quality import check_outcomes
 from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings
 from clinker_pipeline.external.calendar import monthly_periods
 from clinker_pipeline.instance import TABLES, validate_instance
@@ -145,7 +146,13 @@ def clinker_plan(
     else:
         model_tables, applied = tables, {"scenario": scenario.name, "feeds": "off"}
     result = optimize(model_tables, options)
+    warned = [
+        f"{c.asset}.{c.check}"
+        for c in check_outcomes(context.instance, context.run.run_id)
+        if not c.passed and c.severity == "WARN"
+    ]
     result.inputs = tables
+    result.options["input_check_warnings"] = warned
     result.options["scenario"] = config.scenario
     result.options["input_source"] = config.input_source
     result.options["inputs_fingerprint"] = fingerprint(tables)
@@ -153,7 +160,14 @@ def clinker_plan(
     context.log.info(
         f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
     )
-    yield dg.Output(result, metadata=plan_metadata(result))
+    yield dg.Output(
+        result,
+        metadata={
+            **plan_metadata(result),
+            # WARN checks of this run's inputs that failed: the plan went ahead, but shows them
+            "input_check_warnings": dg.MetadataValue.json(warned),
+        },
+    )
     yield dg.AssetCheckResult(
         check_name=PLAN_FOUND_CHECK,
         passed=result.plan_found,
@@ -389,8 +403,11 @@ def scenario_comparison(
 
 plan_job = dg.define_asset_job(
     "clinker_plan_job",
-    selection=dg.AssetSelection.all(),
-    description="Load and validate the instance, solve the plan, publish it to DuckDB.",
+    # the quality report is built per finished run by data_quality_sensor (it must also run
+    # when a blocking check stopped this job), so it is not part of the job
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("quality"),
+    description="Load and validate the instance and feeds, solve the plan and the scenarios, "
+    "publish them to DuckDB.",
     # dagster.yaml lets one run with this tag at a time: DuckDB has a single writer.
     tags={DUCKDB_WRITER_TAG: "true"},
 )
