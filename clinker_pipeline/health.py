@@ -106,6 +106,99 @@ def check_mqtt(timeout: float) -> SourceHealth:
     return SourceHealth("MQTT broker", True, True, ok, ms, f"{parts.hostname}:{port}", detail)
 
 
+#: External feeds: (name, feed in feed_status, env of the key, env of the base URL, default base
+#: URL or "" when the feed is keyless and goes live only with a URL, probe path, probe query,
+#: query parameter carrying the key)
+EXTERNAL_FEEDS = (
+    (
+        "Weather",
+        "weather",
+        "WEATHER_API_KEY",
+        "OPENWEATHER_BASE_URL",
+        "https://api.openweathermap.org",
+        "/data/2.5/forecast",
+        {"lat": "19.96", "lon": "79.3", "cnt": "1", "units": "metric"},
+        "appid",
+    ),
+    (
+        "EIA diesel",
+        "diesel",
+        "FUEL_PRICE_API_KEY",
+        "EIA_BASE_URL",
+        "https://api.eia.gov",
+        "/v2/petroleum/pri/gnd/",
+        {},
+        "api_key",
+    ),
+    ("FX", "fx", "FX_API_KEY", "FX_BASE_URL", "", "/v1/latest", {"base": "USD"}, "api_key"),
+    (
+        "World Bank",
+        "indicators",
+        "",
+        "WORLDBANK_BASE_URL",
+        "",
+        "/v2/country/IND/indicator/FP.CPI.TOTL.ZG",
+        {"format": "json", "per_page": "1"},
+        "",
+    ),
+    (
+        "Market",
+        "market",
+        "MARKET_DATA_API_KEY",
+        "MARKET_DATA_URL",
+        "",
+        "",
+        {"limit": "1"},
+        "api-key",
+    ),
+)
+
+
+def check_feed(
+    name: str,
+    key_env: str,
+    url_env: str,
+    default_url: str,
+    path: str,
+    query: dict[str, str],
+    key_param: str,
+    timeout: float,
+) -> SourceHealth:
+    """One cheap GET through the feed's own HTTP layer (no retries, the timeout as deadline)."""
+    key = os.getenv(key_env, "").strip() if key_env else ""
+    url = os.getenv(url_env, "").strip()
+    live = bool(url) or (bool(key) and bool(default_url))
+    if not live:
+        return SourceHealth(name, False, False, True, None, "bundled payloads", "sample mode")
+    base = url or default_url
+    parts = urlsplit(base)
+    endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+    def probe() -> str:
+        from clinker_pipeline.sources.feed_transport import HttpFeedTransport
+        from clinker_pipeline.sources.http import HttpPolicy
+
+        transport = HttpFeedTransport(
+            name,
+            base,
+            secret_params={key_param: key} if key and key_param else None,
+            policy=HttpPolicy(
+                retries=0, connect_timeout=timeout, read_timeout=timeout, deadline_s=timeout
+            ),
+        )
+        try:
+            if base.lower().endswith(".csv"):
+                transport.get_text(path, query)
+            else:
+                transport.get_json(path, query)
+        finally:
+            transport.close()
+        return "answered"
+
+    ok, ms, detail = _timed(probe)
+    return SourceHealth(name, True, True, ok, ms, endpoint, detail)
+
+
 def check_postgres(timeout: float) -> SourceHealth:
     from clinker_pipeline.instance_storage import postgres_url
 
@@ -160,6 +253,27 @@ def check_duckdb(path: str | None = None) -> SourceHealth:
     return SourceHealth("DuckDB", True, True, ok, ms, path, detail, last["at"])
 
 
+def _last_good_feeds(path: str | None) -> dict[str, str]:
+    """Last good fetch per external feed, from DuckDB's feed_status (when the file exists)."""
+    path = path or settings.duckdb_path()
+    if not os.path.exists(path):
+        return {}
+    try:
+        import duckdb
+
+        from clinker_pipeline.storage.feeds import last_good
+
+        with duckdb.connect(path, read_only=True) as con:
+            out = {}
+            for spec in EXTERNAL_FEEDS:
+                good = last_good(con, spec[1])
+                if good is not None and good.last_good_at is not None:
+                    out[spec[1]] = good.last_good_at.isoformat()
+            return out
+    except Exception:  # a locked or damaged file is reported by check_duckdb, not here
+        return {}
+
+
 def _last_materializations() -> dict[str, str]:
     """Newest materialization time of each feed asset, from the Dagster instance if there is one."""
     if not os.getenv("DAGSTER_HOME"):
@@ -179,9 +293,16 @@ def _last_materializations() -> dict[str, str]:
 
 
 def check_all(timeout: float = 5.0, duckdb_path: str | None = None) -> list[SourceHealth]:
+    feeds_good = _last_good_feeds(duckdb_path)
+    external = []
+    for name, feed, key_env, url_env, default, path, query, param in EXTERNAL_FEEDS:
+        health = check_feed(name, key_env, url_env, default, path, query, param, timeout)
+        health.last_good_at = feeds_good.get(feed)
+        external.append(health)
     results = [
         check_sap(timeout),
         check_oracle(timeout),
+        *external,
         check_mqtt(timeout),
         check_postgres(timeout),
         check_duckdb(duckdb_path),

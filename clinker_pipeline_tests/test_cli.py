@@ -209,8 +209,21 @@ def test_run_materializes_the_graph_and_prints_a_summary(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "status      optimal" in out.stdout
     assert "served" in out.stdout and "cost        INR" in out.stdout
+    assert "feeds       diesel INR" in out.stdout  # the feed adjustments were applied
+    assert "Scenarios (table scenario_comparison)" in out.stdout
+    assert "Data quality (table data_quality_report" in out.stdout
     with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status FROM latest_plan_run").fetchone()[0] == "optimal"
+        scenarios = con.execute("SELECT scenario FROM latest_scenario_comparison").fetchall()
+        assert {s[0] for s in scenarios} == {
+            "base",
+            "demand_plus_10",
+            "outage_IU_001",
+            "fuel_shock",
+            "monsoon",
+        }
+        feeds = {r[0] for r in con.execute("SELECT feed FROM data_quality_report").fetchall()}
+        assert {"weather", "diesel", "fx", "indicators", "market", "instance_files"} <= feeds
 
 
 def test_module_entry_point(tmp_path):

@@ -21,6 +21,15 @@ SOURCE_VARS = (
     "DAGSTER_POSTGRES_URL",
     "DAGSTER_PG_HOST",
     "DAGSTER_HOME",
+    "WEATHER_API_KEY",
+    "OPENWEATHER_BASE_URL",
+    "FUEL_PRICE_API_KEY",
+    "EIA_BASE_URL",
+    "FX_BASE_URL",
+    "FX_API_KEY",
+    "WORLDBANK_BASE_URL",
+    "MARKET_DATA_URL",
+    "MARKET_DATA_API_KEY",
 )
 SECRET = "Health-S3cret-pw"
 
@@ -119,3 +128,25 @@ def test_duckdb_reports_the_latest_good_plan_time(capsys, tmp_path):
     assert code == 0
     assert sources["DuckDB"]["last_good_at"] == created.isoformat()
     assert "latest plan optimal" in sources["DuckDB"]["detail"]
+
+
+def test_external_feeds_up_down_and_sample(capsys, monkeypatch, httpserver):
+    """Weather and market answer on loopback (key sent, never printed), EIA is stopped, FX and
+    World Bank stay in sample mode."""
+    httpserver.expect_request("/data/2.5/forecast").respond_with_json({"cod": "200", "list": []})
+    httpserver.expect_request("/resource/cement").respond_with_json({"status": "ok"})
+    base = httpserver.url_for("").rstrip("/")
+    monkeypatch.setenv("WEATHER_API_KEY", SECRET)
+    monkeypatch.setenv("OPENWEATHER_BASE_URL", base)
+    monkeypatch.setenv("MARKET_DATA_URL", f"{base}/resource/cement")
+    monkeypatch.setenv("FUEL_PRICE_API_KEY", SECRET)
+    monkeypatch.setenv("EIA_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    code, sources = run(capsys)
+    assert code == 1  # a configured feed is down
+    assert sources["Weather"]["ok"] and sources["Market"]["ok"]
+    assert (
+        not sources["EIA diesel"]["ok"] and "Connection refused" in sources["EIA diesel"]["detail"]
+    )
+    assert sources["FX"]["detail"] == "sample mode" and sources["World Bank"]["ok"]
+    sent = {r.path: r.args for r, _ in httpserver.log}
+    assert sent["/data/2.5/forecast"]["appid"] == SECRET
