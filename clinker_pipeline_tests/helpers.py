@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from clinker_pipeline.sources.http import HttpPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,3 +67,33 @@ def all_log_records(caplog: Any) -> list[logging.LogRecord]:
     loopback server's own access log (werkzeug prints request lines with their query)."""
     records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
     return [r for r in records if r.name != "werkzeug"]
+
+
+#: A policy for loopback tests: the same retry code paths, without the waiting.
+FAST_POLICY = HttpPolicy(
+    retries=2,
+    backoff_factor=0.01,
+    backoff_jitter=0,
+    backoff_max=0.05,
+    connect_timeout=1,
+    read_timeout=3,
+    deadline_s=5,
+)
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def hermetic_http(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, secrets: Iterable[str]
+) -> Iterator[None]:
+    """Body of a feed test file's autouse fixture: no proxy between the client and 127.0.0.1,
+    and afterwards no log record of any phase may carry a secret."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    caplog.set_level(logging.DEBUG)
+    yield
+    secrets = [s for s in secrets if s]
+    for record in all_log_records(caplog):
+        text = record.getMessage() + (record.exc_text or "")
+        for secret in secrets:
+            assert secret not in text, f"secret leaked into log record {record.name}"

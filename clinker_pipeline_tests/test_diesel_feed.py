@@ -8,7 +8,6 @@ the API key shows up; `raised` checks exception text and traceback the same way.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 import time
@@ -42,19 +41,11 @@ from clinker_pipeline.sources.eia import (
     EiaFetch,
 )
 from clinker_pipeline.sources.http import HttpPolicy
-from clinker_pipeline_tests.helpers import all_log_records
+from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "eiaK3y-7f3a9c0d1e2b4a5968778695a4b3c2d1"
 SECRETS = (API_KEY, quote(API_KEY, safe=""))
-FAST = HttpPolicy(
-    retries=2,
-    backoff_factor=0.01,
-    backoff_jitter=0,
-    backoff_max=0.05,
-    connect_timeout=1,
-    read_timeout=3,
-    deadline_s=5,
-)
+FAST = FAST_POLICY
 INCOMPLETE = {
     "warning": "incomplete return",
     "description": "The API can only return 5000 rows in JSON format.  Please consider "
@@ -68,16 +59,7 @@ INCOMPLETE = {
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No proxy between us and 127.0.0.1; every log record checked for the key afterwards."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in all_log_records(caplog):
-        text = record.getMessage() + (record.exc_text or "")
-        for secret in SECRETS:
-            assert secret not in text, f"API key leaked into log record {record.name}"
+    yield from hermetic_http(monkeypatch, caplog, SECRETS)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ exception texts and tracebacks for it.
 from __future__ import annotations
 
 import json
-import logging
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -36,20 +35,11 @@ from clinker_pipeline.external.economy import (
 )
 from clinker_pipeline.schemas.economy import fx_problems, manual_problems, worldbank_problems
 from clinker_pipeline.sources.frankfurter import FxClient
-from clinker_pipeline.sources.http import HttpPolicy
 from clinker_pipeline.sources.worldbank import CPI_INFLATION, WorldBankClient
-from clinker_pipeline_tests.helpers import all_log_records
+from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "fx-M1rr0r-k3y!/+="
-FAST = HttpPolicy(
-    retries=2,
-    backoff_factor=0.01,
-    backoff_jitter=0,
-    backoff_max=0.05,
-    connect_timeout=1,
-    read_timeout=3,
-    deadline_s=5,
-)
+FAST = FAST_POLICY
 WB_PATH = f"/v2/country/IND/indicator/{CPI_INFLATION}"
 
 
@@ -59,22 +49,7 @@ WB_PATH = f"/v2/country/IND/indicator/{CPI_INFLATION}"
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No proxy between us and 127.0.0.1; no log record may carry the API key."""
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in all_log_records(caplog):
-        text = record.getMessage() + (record.exc_text or "")
-        assert API_KEY not in text, f"API key leaked into log record {record.name}"
-        assert "fx-M1rr0r" not in text, f"API key (encoded) leaked into {record.name}"
+    yield from hermetic_http(monkeypatch, caplog, (API_KEY, "fx-M1rr0r"))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the API key shows up; `raised` checks exception texts and tracebacks the same wa
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 import time
@@ -34,7 +33,6 @@ from clinker_pipeline.external.market import (
     regional_spread,
 )
 from clinker_pipeline.schemas.market import price_problems
-from clinker_pipeline.sources.http import HttpPolicy
 from clinker_pipeline.sources.market import (
     CSV,
     OGD_JSON,
@@ -42,20 +40,12 @@ from clinker_pipeline.sources.market import (
     MarketFetch,
     MarketPriceClient,
 )
-from clinker_pipeline_tests.helpers import all_log_records
+from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "579b464db66ec23bdd000001cafe0f1e2d3c4b5aK3y"
 SECRETS = (API_KEY, quote(API_KEY, safe=""))
 RESOURCE = "/resource/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-FAST = HttpPolicy(
-    retries=2,
-    backoff_factor=0.01,
-    backoff_jitter=0,
-    backoff_max=0.05,
-    connect_timeout=1,
-    read_timeout=3,
-    deadline_s=5,
-)
+FAST = FAST_POLICY
 
 
 # ---- fixtures and helpers ---------------------------------------------------------------------
@@ -64,24 +54,7 @@ FAST = HttpPolicy(
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No proxy between us and 127.0.0.1; every log record checked for the key afterwards."""
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in all_log_records(caplog):
-        if record.name == "werkzeug":  # the fake server's own access log, not ours
-            continue
-        text = record.getMessage() + (record.exc_text or "")
-        for secret in SECRETS:
-            assert secret not in text, f"API key leaked into log record {record.name}"
+    yield from hermetic_http(monkeypatch, caplog, SECRETS)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import logging
 import socket
 import threading
 import time
@@ -35,7 +34,7 @@ from clinker_pipeline.sources.odata import (
     parse_page,
 )
 from clinker_pipeline.sources.sap import SampleTransport, SapODataClient
-from clinker_pipeline_tests.helpers import all_log_records
+from clinker_pipeline_tests.helpers import hermetic_http
 
 USER = "CLINKER_COMM"
 PASSWORD = "Sup3r-Secret!pw#42"
@@ -57,22 +56,7 @@ FAST = HttpPolicy(retries=3, backoff_factor=0.01, backoff_jitter=0.01, backoff_m
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No proxy between us and 127.0.0.1; every log record checked for secrets afterwards."""
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in all_log_records(caplog):
-        text = record.getMessage() + (record.exc_text or "")
-        for secret in SECRETS:
-            assert secret not in text, f"secret leaked into log record {record.name}"
+    yield from hermetic_http(monkeypatch, caplog, SECRETS)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from clinker_pipeline.sources.openweather import (
     WeatherFetch,
     sample_file,
 )
+from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "owm-7f3c9a1e5b2d4c6e8a0b1c2d3e4f5a6b"
 SECRETS = (API_KEY,)
@@ -54,15 +55,7 @@ ONECALL = "/data/3.0/onecall"
 INSTANCE = Path(__file__).resolve().parents[1] / "clinker_pipeline" / "sample_data" / "instance"
 T0 = 1796083200  # 2026-12-01 00:00:00 UTC
 
-FAST = HttpPolicy(
-    retries=2,
-    backoff_factor=0.01,
-    backoff_jitter=0,
-    backoff_max=0.05,
-    connect_timeout=1,
-    read_timeout=3,
-    deadline_s=5,
-)
+FAST = FAST_POLICY
 INVALID_KEY = {
     "cod": 401,
     "message": "Invalid API key. Please see https://openweathermap.org/faq#error401 for more info.",
@@ -86,24 +79,7 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture)
     fake provider's own access log (werkzeug) is skipped: it prints the request line with the
     key, as the real provider's logs would; it is not a log of ours.
     """
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]:
-        if record.name.startswith("werkzeug"):
-            continue
-        text = record.getMessage() + (record.exc_text or "")
-        for secret in SECRETS:
-            assert secret not in text, f"API key leaked into log record {record.name}"
+    yield from hermetic_http(monkeypatch, caplog, SECRETS)
 
 
 @pytest.fixture

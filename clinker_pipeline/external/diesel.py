@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.schemas.feed_checks import plain_value
 
 LITRES_PER_US_GALLON = 3.785411784
 
@@ -152,7 +153,7 @@ def missing_fx_problems(diesel_inr: pd.DataFrame, source: str = SOURCE_NAME) -> 
                 severity="WARN",
                 rule="reference",
                 value=str(r["week"]),
-                record={k: _plain(v) for k, v in r.items()},
+                record={k: plain_value(v) for k, v in r.items()},
             )
         )
     return out
@@ -239,13 +240,3 @@ def _price(raw: Mapping, key: str) -> tuple[float | None, str | None]:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value

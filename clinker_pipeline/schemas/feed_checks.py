@@ -47,7 +47,7 @@ def pandera_problems(
                 row = int(table.at[index, "source_row"])
             else:
                 row = int(index) + 1
-            record = {k: _plain(v) for k, v in table.loc[index].to_dict().items()}
+            record = {k: plain_value(v) for k, v in table.loc[index].to_dict().items()}
         key = (row, column, str(case.check))
         if key in found:
             continue
@@ -66,7 +66,8 @@ def pandera_problems(
     return list(found.values())
 
 
-def _plain(value: object) -> object:
+def plain_value(value: object) -> object:
+    """A cell as a JSON-safe value for a quarantined record (NaN/NA -> None, numpy -> Python)."""
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return None
     if isinstance(value, pd.Timestamp):
