@@ -95,7 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="plants, stock, demand and capacity from the instance files or the ERP feeds "
         "(default: CLINKER_INPUT_SOURCE, else files)",
     )
+
+    from clinker_pipeline.telemetry.ingest import add_ingest_arguments
+    from clinker_pipeline.telemetry.simulate import add_simulate_arguments
+
+    add_ingest_arguments(
+        sub.add_parser(
+            "ingest-mqtt", help="land plant and fleet telemetry from MQTT (QoS 1, no loss)"
+        )
+    )
+    add_simulate_arguments(
+        sub.add_parser(
+            "simulate-telemetry", help="publish realistic plant and fleet telemetry to MQTT"
+        )
+    )
     return parser
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from clinker_pipeline.telemetry.ingest import ingest_command
+
+    return ingest_command(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from clinker_pipeline.telemetry.simulate import simulate_command
+
+    return simulate_command(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         "generate": cmd_generate,
         "run": cmd_run,
         "health": cmd_health,
+        "ingest-mqtt": cmd_ingest,
+        "simulate-telemetry": cmd_simulate,
     }[args.command]
     try:
         return handler(args)

@@ -20,6 +20,7 @@ from clinker_pipeline.defs.quality import (
     data_quality_sensor,
 )
 from clinker_pipeline.defs.resources import build_resources
+from clinker_pipeline.defs.telemetry.assets import TELEMETRY_ASSETS
 
 defs = dg.Definitions(
     assets=[
@@ -30,6 +31,7 @@ defs = dg.Definitions(
         plan_tables,
         scenario_comparison,
         data_quality_report,
+        *TELEMETRY_ASSETS,
     ],
     jobs=[plan_job, erp_job, *AUTOMATION_JOBS, data_quality_job],
     schedules=SCHEDULES,

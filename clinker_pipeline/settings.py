@@ -26,6 +26,11 @@ def input_source() -> str:
     return value
 
 
+def telemetry_dir() -> str:
+    """The MQTT ingestor's landing store (Parquet batches), shared with the telemetry assets."""
+    return os.getenv("CLINKER_TELEMETRY_DIR", "telemetry_landing")
+
+
 def ensure_parent(path: str) -> str:
     if path and path != ":memory:":
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

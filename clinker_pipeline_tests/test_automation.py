@@ -71,7 +71,9 @@ def test_every_sensor_is_registered():
         "plan_inputs_changed_sensor",
         "run_failure_alert_sensor",
         "data_quality_sensor",
+        "telemetry_batches_sensor",
     }
+    assert sensors["telemetry_batches_sensor"].job_name == "telemetry_job"
     quality = sensors["data_quality_sensor"]
     assert quality.job_name == "data_quality_job"
     assert quality.default_status == dg.DefaultSensorStatus.STOPPED
@@ -91,6 +93,7 @@ def test_every_job_is_registered():
         "erp_stock_job",
         "cleanup_job",
         "data_quality_job",
+        "telemetry_job",
         *FEED_JOBS,
     }
     plan = defs.resolve_job_def("clinker_plan_job").asset_layer.selected_asset_keys

@@ -38,7 +38,17 @@ def test_every_asset_is_registered():
     }
     planning = {"clinker_plan", "scenario_comparison"}
     quality = {"data_quality_report"}
-    expected = {t.name for t in TABLES} | planning | set(PLAN_TABLES) | erp | feeds | quality
+    telemetry = {
+        "production_telemetry",
+        "silo_levels",
+        "quality_results",
+        "energy_use",
+        "fleet_positions",
+        "alerts",
+    }
+    expected = (
+        {t.name for t in TABLES} | planning | set(PLAN_TABLES) | erp | feeds | quality | telemetry
+    )
     assert keys == expected
 
 
@@ -70,7 +80,14 @@ def test_every_check_is_registered_with_its_blocking_flag():
         assert checks[(feed, "structure_valid")].blocking
         assert not checks[(feed, "values_plausible")].blocking
         assert not checks[(feed, "data_fresh")].blocking
-    assert len(checks) == 9 + 8 + 2 + 2 + 8 + 3 * len(feeds)
+    families = ("production_telemetry", "silo_levels", "quality_results", "energy_use")
+    for table in (*families, "fleet_positions"):
+        assert checks[(table, "structure_valid")].blocking
+        assert not checks[(table, "values_plausible")].blocking
+        assert not checks[(table, "plants_known")].blocking
+    assert not checks[("alerts", "no_error_alerts")].blocking
+    assert ("alerts", "no_warning_alerts") in checks
+    assert len(checks) == 9 + 8 + 2 + 2 + 8 + 3 * len(feeds) + 3 * 5 + 2
 
 
 def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime():

@@ -3,6 +3,7 @@
 import base64
 import json
 import re
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -19,6 +20,7 @@ from clinker_pipeline.defs.resources import (
     OracleResource,
     SapResource,
     ScenarioSettings,
+    TelemetrySettings,
 )
 from clinker_pipeline.instance import load_instance, sample_instance_path
 
@@ -36,6 +38,7 @@ def resources(db, sap=None):
         "oracle": OracleResource(),
         "erp": ErpSettings(),
         "scenarios": ScenarioSettings(),
+        "telemetry": TelemetrySettings(landing_dir=str(Path(str(db)).parent / "landing")),
     }
 
 

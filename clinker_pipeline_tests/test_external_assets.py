@@ -27,6 +27,7 @@ from clinker_pipeline.defs.resources import (
     OracleResource,
     SapResource,
     ScenarioSettings,
+    TelemetrySettings,
     WeatherResource,
     WorldBankResource,
 )
@@ -54,6 +55,7 @@ def resources(db: Path, **override: Any) -> dict[str, Any]:
         "market": MarketResource(),
         "manual_inputs": ManualInputs(),
         "scenarios": ScenarioSettings(),
+        "telemetry": TelemetrySettings(landing_dir=str(Path(str(db)).parent / "landing")),
     }
     return base | override
 

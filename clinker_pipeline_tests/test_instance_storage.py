@@ -2,6 +2,7 @@
 
 import shutil
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -20,6 +21,7 @@ from clinker_pipeline.defs.resources import (
     OracleResource,
     SapResource,
     ScenarioSettings,
+    TelemetrySettings,
 )
 from clinker_pipeline.instance_storage import postgres_url
 from clinker_pipeline_tests.helpers import REPO
@@ -71,6 +73,7 @@ def graph_resources(db):
         "oracle": OracleResource(),
         "erp": ErpSettings(),
         "scenarios": ScenarioSettings(),
+        "telemetry": TelemetrySettings(landing_dir=str(Path(str(db)).parent / "landing")),
     }
 
 

@@ -1,5 +1,7 @@
 """The asset graph end to end: instance -> checks -> plan -> DuckDB, and bad data blocked."""
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from clinker_pipeline.defs.resources import (
     OracleResource,
     SapResource,
     ScenarioSettings,
+    TelemetrySettings,
 )
 from clinker_pipeline_tests.helpers import copy_instance, dataset
 
@@ -33,6 +36,7 @@ def run_graph(instance_path, db_path, time_limit=60.0):
             "oracle": OracleResource(),
             "erp": ErpSettings(),
             "scenarios": ScenarioSettings(),
+            "telemetry": TelemetrySettings(landing_dir=str(Path(str(db_path)).parent / "landing")),
         },
         run_config={"ops": {"clinker_plan": {"config": {"time_limit": time_limit}}}},
         raise_on_error=False,

@@ -25,6 +25,8 @@ from clinker_pipeline.defs.external.assets import (
 )
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import DUCKDB_WRITER_TAG, plan_job
+from clinker_pipeline.defs.resources import TelemetrySettings
+from clinker_pipeline.defs.telemetry.assets import telemetry_job
 from clinker_pipeline.storage.retention import apply_retention
 
 TIMEZONE = "Asia/Kolkata"
@@ -251,6 +253,38 @@ def plan_inputs_changed_sensor(context: dg.SensorEvaluationContext):
     )
 
 
+MAX_BATCH_RUNS_PER_TICK = 50
+
+
+@dg.sensor(
+    name="telemetry_batches_sensor",
+    job=telemetry_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="One telemetry_job run per new landing batch of the MQTT ingestor.",
+)
+def telemetry_batches_sensor(context: dg.SensorEvaluationContext, telemetry: TelemetrySettings):
+    """Cursor: the newest batch id requested (batch ids sort by landing time).
+
+    run_key is the batch id, so a batch is never loaded by two sensor runs even if the cursor
+    were lost; at most 50 runs per tick keep an evaluation short after a backlog.
+    """
+    batches = telemetry.store().list_batches(context.cursor or None)[:MAX_BATCH_RUNS_PER_TICK]
+    if not batches:
+        return dg.SkipReason("no new telemetry batch")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"telemetry-{batch}",
+                run_config={"ops": {"telemetry_tables": {"config": {"batch_ids": [batch]}}}},
+                tags={"clinker/telemetry_batch": batch},
+            )
+            for batch in batches
+        ],
+        cursor=batches[-1],
+    )
+
+
 def _failure_message(context: dg.RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
@@ -277,6 +311,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
 
 
 AUTOMATION_JOBS = [
+    telemetry_job,
     erp_stock_job,
     cleanup_job,
     weather_job,
@@ -292,4 +327,4 @@ SCHEDULES = [
     cleanup_weekly_schedule,
     *FEED_SCHEDULES,
 ]
-SENSORS = [plan_inputs_changed_sensor, run_failure_alert_sensor]
+SENSORS = [plan_inputs_changed_sensor, run_failure_alert_sensor, telemetry_batches_sensor]

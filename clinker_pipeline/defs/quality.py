@@ -9,6 +9,7 @@ same report in-process right after the main job.
 """
 
 import json
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -36,6 +37,11 @@ ASSET_FEED: dict[str, str] = {
     "erp_demand_forecast": "ibp_demand",
     "erp_capacity": "oracle_capacity",
     **{t.name: "instance_files" for t in TABLES},
+    "production_telemetry": "mqtt_line",
+    "silo_levels": "mqtt_silo",
+    "quality_results": "mqtt_quality",
+    "energy_use": "mqtt_energy",
+    "fleet_positions": "mqtt_fleet",
 }
 REPORTED_JOBS = (
     "clinker_plan_job",
@@ -46,6 +52,7 @@ REPORTED_JOBS = (
     "fx_job",
     "market_job",
     "indicators_job",
+    "telemetry_job",
 )
 
 
@@ -219,7 +226,7 @@ def data_quality_sensor(context: dg.SensorEvaluationContext):
     records = context.instance.get_run_records(
         filters=dg.RunsFilter(
             statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
-            updated_after=pd.Timestamp(cursor["after"], unit="s", tz="UTC").to_pydatetime(),
+            updated_after=datetime.fromtimestamp(cursor["after"], UTC),
         ),
         order_by="update_timestamp",
         ascending=True,

@@ -270,6 +270,23 @@ class ManualInputs(dg.ConfigurableResource):
         return base / f"{indicator}.csv"
 
 
+class TelemetrySettings(dg.ConfigurableResource):
+    """Where the MQTT ingestor lands its batches, and the threshold rules file."""
+
+    landing_dir: str = "telemetry_landing"
+    rules_path: str = ""  # empty: the bundled rules
+
+    def store(self) -> Any:  # -> LandingStore
+        from clinker_pipeline.telemetry.landing import LandingStore
+
+        return LandingStore(self.landing_dir)
+
+    def rules(self) -> Any:  # -> RuleSet
+        from clinker_pipeline.telemetry.rules import RuleSet
+
+        return RuleSet.load(self.rules_path or None)
+
+
 class ScenarioSettings(dg.ConfigurableResource):
     """The named scenario set (and the feed adjustments' constants) as a JSON file."""
 
@@ -325,4 +342,8 @@ def build_resources() -> dict[str, object]:
         ),
         "manual_inputs": ManualInputs(directory=os.getenv("CLINKER_MANUAL_INPUTS_DIR", "")),
         "scenarios": ScenarioSettings(path=os.getenv("CLINKER_SCENARIOS_PATH", "")),
+        "telemetry": TelemetrySettings(
+            landing_dir=settings.telemetry_dir(),
+            rules_path=os.getenv("CLINKER_TELEMETRY_RULES", ""),
+        ),
     }

@@ -44,3 +44,16 @@ def period_of(windows: list[PeriodWindow], instant: datetime) -> int | None:
         if window.start <= instant < window.end:
             return window.period
     return None
+
+
+def current_period(windows: list[PeriodWindow], now: datetime) -> PeriodWindow | None:
+    """The period live readings belong to: the one containing `now`; the first one while the
+    horizon has not started (today's silo stock is that period's opening stock); None after it."""
+    if not windows:
+        return None
+    if now < windows[0].start:
+        return windows[0]
+    for window in windows:
+        if window.start <= now < window.end:
+            return window
+    return None

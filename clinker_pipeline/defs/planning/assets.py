@@ -5,6 +5,7 @@ for the solve again, and so the solve's metadata (status, cost, gap, timings) is
 when publishing fails.
 """
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
@@ -14,8 +15,8 @@ from dagster_duckdb import DuckDBResource
 from clinker_pipeline import settings
 from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.quality import check_outcomes
-from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings
-from clinker_pipeline.external.calendar import monthly_periods
+from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings, TelemetrySettings
+from clinker_pipeline.external.calendar import current_period, monthly_periods
 from clinker_pipeline.instance import TABLES, validate_instance
 from clinker_pipeline.instance.loader import fingerprint
 from clinker_pipeline.instance.parse import coerce_tables
@@ -50,7 +51,8 @@ class PlanConfig(dg.Config):
     apply_feeds: bool = True
 
 
-FEED_INPUTS = ["weather_forecast", "diesel_prices"]  # read from DuckDB by the scenario layer
+# read from DuckDB by the scenario layer (fuel, weather, silo levels and outages)
+FEED_INPUTS = ["weather_forecast", "diesel_prices", "silo_levels", "production_telemetry"]
 
 ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source == "erp"
     "erp_plants": "plants",
@@ -100,6 +102,7 @@ def clinker_plan(
     duckdb: DuckDBResource,
     erp: ErpSettings,
     scenarios: ScenarioSettings,
+    telemetry: TelemetrySettings,
 ):
     """Cheapest plan that serves the most demand: production, trips per lane, stock, shortfall."""
     from clinker_pipeline.optimization import SolveOptions, optimize  # heavy: pyomo, highspy
@@ -138,7 +141,7 @@ def clinker_plan(
     scenario_set = scenarios.load()
     scenario = scenario_set.get(config.scenario)
     if config.apply_feeds:
-        feeds = read_feed_inputs(duckdb, erp, tables)
+        feeds = read_feed_inputs(duckdb, erp, tables, telemetry)
         adjusted = apply_adjustments(tables, feeds, scenario, scenario_set.settings)
         model_tables, applied = adjusted.tables, adjusted.applied
         for feed, why in feeds.stale.items():
@@ -213,9 +216,15 @@ def _with_erp_tables(
 
 
 def read_feed_inputs(
-    duckdb: DuckDBResource, erp: ErpSettings, tables: dict[str, pd.DataFrame]
+    duckdb: DuckDBResource,
+    erp: ErpSettings,
+    tables: dict[str, pd.DataFrame],
+    telemetry: TelemetrySettings | None = None,
 ) -> FeedInputs:
-    """The stored feeds on the planning calendar (periods are months from the plan start)."""
+    """The stored feeds on the planning calendar (periods are months from the plan start), and
+    the telemetry overrides of the current period (fresh silo levels, plants that are down)."""
+    from clinker_pipeline.storage.telemetry import telemetry_overrides
+
     periods = [
         int(p)
         for name in ("clinker_demand", "clinker_capacity")
@@ -223,7 +232,22 @@ def read_feed_inputs(
     ]
     calendar = monthly_periods(erp.mapping().plan_start, max(periods, default=1))
     with duckdb.get_connection() as con:
-        return load_feed_inputs(con, calendar)
+        feeds = load_feed_inputs(con, calendar)
+        if telemetry is not None:
+            rules = telemetry.rules()
+            window = current_period(calendar, datetime.now(UTC))
+            caps, stock = telemetry_overrides(
+                con,
+                tables["clinker_capacity"],
+                window.period if window else None,
+                window.hours if window else 0.0,
+                silo_fresh_hours=rules.silo_fresh_hours,
+                outage_minutes=rules.outage_minutes,
+                outage_assumed_hours=rules.outage_assumed_hours,
+            )
+            feeds.capacity_overrides = caps if len(caps) else None
+            feeds.opening_stock_overrides = stock if len(stock) else None
+    return feeds
 
 
 def plan_metadata(result: PlanResult) -> dict[str, object]:
@@ -333,6 +357,7 @@ def scenario_comparison(
     duckdb: DuckDBResource,
     erp: ErpSettings,
     scenarios: ScenarioSettings,
+    telemetry: TelemetrySettings,
 ) -> dg.MaterializeResult:
     """What-ifs next to the plan: each scenario is a full solve, published like the plan."""
     from clinker_pipeline.optimization import SolveOptions

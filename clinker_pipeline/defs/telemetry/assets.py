@@ -1,0 +1,263 @@
+"""Plant and fleet telemetry as assets: typed readings, alerts, aggregates.
+
+The ingestor (`clinker ingest-mqtt`) lands MQTT messages in Parquet batches; the
+`telemetry_batches_sensor` requests one `telemetry_job` run per new batch (run_key = batch id).
+A run loads its batches: one typed table per family with checks, dead letters, quarantine of
+rows that do not fit; then threshold rules raise alerts (an ERROR alert fails the ERROR check, a
+WARN alert the WARN one); aggregates are views over the readings. Fresh silo levels and detected
+outages reach the plan through `clinker_plan` (see `storage.telemetry.telemetry_overrides`).
+"""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from clinker_pipeline.defs.checks import problem_check_result
+from clinker_pipeline.defs.markdown import to_markdown
+from clinker_pipeline.defs.resources import InstanceFiles, TelemetrySettings
+from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.storage.quarantine import quarantine_problems
+from clinker_pipeline.telemetry.readings import FAMILY_TABLE, family_rows, unknown_plants
+
+GROUP = "telemetry"
+FAMILIES = tuple(FAMILY_TABLE)
+STRUCTURE_CHECK = "structure_valid"
+PLAUSIBLE_CHECK = "values_plausible"
+KNOWN_CHECK = "plants_known"
+ERROR_ALERTS_CHECK = "no_error_alerts"
+WARN_ALERTS_CHECK = "no_warning_alerts"
+
+
+class TelemetryRunConfig(dg.Config):
+    """Landing batches to load (the sensor names one); empty: every batch not loaded yet."""
+
+    batch_ids: list[str] = []
+
+
+def _specs() -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(
+            table,
+            group_name=GROUP,
+            kinds={"mqtt", "duckdb"},
+            owners=["team:planning"],
+            description=f"DuckDB table {table}: typed {family} readings, one row per MQTT "
+            "message (deduplicated by message id).",
+        )
+        for family, table in FAMILY_TABLE.items()
+    ]
+
+
+def _checks() -> list[dg.AssetCheckSpec]:
+    out = []
+    for table in FAMILY_TABLE.values():
+        out += [
+            dg.AssetCheckSpec(
+                STRUCTURE_CHECK,
+                asset=table,
+                blocking=True,
+                description="Readings have the family's fields and types; misfits are "
+                "quarantined with the raw payload.",
+            ),
+            dg.AssetCheckSpec(
+                PLAUSIBLE_CHECK, asset=table, description="Values within their usual ranges."
+            ),
+            dg.AssetCheckSpec(
+                KNOWN_CHECK,
+                asset=table,
+                description="Every reading names a plant (or lane end) of the planning instance.",
+            ),
+        ]
+    return out
+
+
+@dg.multi_asset(specs=_specs(), check_specs=_checks(), can_subset=False)
+def telemetry_tables(
+    context: dg.AssetExecutionContext,
+    config: TelemetryRunConfig,
+    telemetry: TelemetrySettings,
+    instance_files: InstanceFiles,
+    duckdb: DuckDBResource,
+):
+    """Load landed batches into the typed family tables, dead letters and quarantine."""
+    from clinker_pipeline.schemas.telemetry import family_problems
+    from clinker_pipeline.storage.telemetry import (
+        append_dead_letters,
+        append_new,
+        loaded_batches,
+        record_batch,
+    )
+
+    store = telemetry.store()
+    known = set(instance_files.load().tables["plants"]["iugu_code"])
+    with duckdb.get_connection() as con:
+        done = loaded_batches(con)
+    batch_ids = list(config.batch_ids) or [b for b in store.list_batches() if b not in done]
+    problems: dict[str, list[Problem]] = {f: [] for f in FAMILIES}
+    new_rows = dict.fromkeys(FAMILIES, 0)
+    dead_total = 0
+    for batch_id in batch_ids:
+        landed = store.read_batch(batch_id)
+        dead = store.read_dead_letters(batch_id)
+        batch_new = batch_problems = 0
+        with duckdb.get_connection() as con:
+            for family, table in FAMILY_TABLE.items():
+                rows, found = family_rows(family, landed)
+                rows, unknown = unknown_plants(family, rows, known)
+                checked = family_problems(family, rows, table)
+                found += unknown + checked
+                bad = {
+                    p.record.get("message_id")
+                    for p in checked
+                    if p.severity == "ERROR" and p.record
+                }
+                rows = rows[~rows["message_id"].isin(bad)]
+                added = append_new(con, table, rows.assign(ts=rows["ts"].dt.tz_localize(None)))
+                new_rows[family] += added
+                batch_new += added
+                problems[family] += found
+                batch_problems += len(found)
+                quarantine_problems(
+                    con, found, {}, feed=f"mqtt_{family}", dagster_run_id=context.run.run_id
+                )
+            dead_total += append_dead_letters(con, dead)
+            record_batch(
+                con,
+                batch_id,
+                messages=len(landed),
+                new_messages=batch_new,
+                dead_letters=len(dead),
+                quarantined=batch_problems,
+                dagster_run_id=context.run.run_id,
+            )
+    context.log.info(
+        f"telemetry: {len(batch_ids)} batches, {sum(new_rows.values())} new readings, "
+        f"{dead_total} dead letters"
+    )
+    for family, table in FAMILY_TABLE.items():
+        found = problems[family]
+        yield dg.MaterializeResult(
+            asset_key=table,
+            metadata={
+                "batches": dg.MetadataValue.json(batch_ids[:50]),
+                "new_rows": new_rows[family],
+                "dead_letters_in_batches": dead_total,
+                "quarantined": len(found),
+                "dagster/row_count": new_rows[family],
+            },
+        )
+        yield problem_check_result(
+            table, STRUCTURE_CHECK, [p for p in found if p.severity == "ERROR"]
+        )
+        yield problem_check_result(
+            table, PLAUSIBLE_CHECK, [p for p in found if p.rule == "plausibility"]
+        )
+        yield problem_check_result(table, KNOWN_CHECK, [p for p in found if p.rule == "reference"])
+
+
+@dg.asset(
+    deps=list(FAMILY_TABLE.values()),
+    group_name=GROUP,
+    kinds={"duckdb"},
+    owners=["team:planning"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            ERROR_ALERTS_CHECK,
+            asset="alerts",
+            description="No ERROR-level threshold breach (e.g. kiln overheating) in this run.",
+        ),
+        dg.AssetCheckSpec(
+            WARN_ALERTS_CHECK,
+            asset="alerts",
+            description="No WARN-level breach (silo high/low, free lime, vehicle stopped).",
+        ),
+    ],
+    description="DuckDB table alerts: threshold breaches of the readings loaded in this run, "
+    "by the rules in the telemetry rules file.",
+)
+def alerts(
+    context: dg.AssetExecutionContext,
+    telemetry: TelemetrySettings,
+    instance_files: InstanceFiles,
+    duckdb: DuckDBResource,
+):
+    from clinker_pipeline.storage.telemetry import (
+        append_alerts,
+        ensure_aggregate_views,
+        fleet_history,
+        plant_stock,
+    )
+    from clinker_pipeline.telemetry.rules import evaluate
+
+    rules = telemetry.rules()
+    tables = instance_files.load().tables
+    first = tables["closing_stock_bounds"].sort_values("time_period").drop_duplicates("iugu_code")
+    safety = dict(zip(first["iugu_code"], first["min_close_stock"].astype(float), strict=True))
+    run_id = context.run.run_id
+    with duckdb.get_connection() as con:
+        new: dict[str, pd.DataFrame] = {}
+        for family, table in FAMILY_TABLE.items():
+            frame = (
+                con.execute(
+                    f"SELECT * FROM {table} WHERE batch_id IN "
+                    "(SELECT batch_id FROM telemetry_batches_loaded WHERE dagster_run_id = ?)",
+                    [run_id],
+                ).df()
+                if _exists(con, table)
+                else pd.DataFrame()
+            )
+            if len(frame):
+                frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+            new[family] = frame
+        vehicles = list(new["fleet"]["vehicle"].unique()) if len(new["fleet"]) else []
+        history = fleet_history(con, vehicles)
+        plants = list(new["silo"]["plant"].unique()) if len(new["silo"]) else []
+        raised = evaluate(rules, new, safety, history, plant_stock(con, plants))
+        stored = append_alerts(con, raised, run_id)
+        views = ensure_aggregate_views(con)
+    errors = raised[raised["severity"] == "ERROR"]
+    warns = raised[raised["severity"] != "ERROR"]
+    shown = ["rule", "plant", "vehicle", "sensor", "ts", "value", "threshold"]
+    yield dg.MaterializeResult(
+        asset_key="alerts",
+        metadata={
+            "alerts_raised": len(raised),
+            "alerts_new": stored,
+            "error_alerts": len(errors),
+            "warning_alerts": len(warns),
+            "by_rule": dg.MetadataValue.json(raised["rule"].value_counts().to_dict()),
+            "aggregate_views": dg.MetadataValue.json(views),
+        },
+    )
+    for check, frame, severity in (
+        (ERROR_ALERTS_CHECK, errors, dg.AssetCheckSeverity.ERROR),
+        (WARN_ALERTS_CHECK, warns, dg.AssetCheckSeverity.WARN),
+    ):
+        yield dg.AssetCheckResult(
+            asset_key="alerts",
+            check_name=check,
+            passed=frame.empty,
+            severity=severity,
+            metadata={
+                "alerts": len(frame),
+                "sample": dg.MetadataValue.md(
+                    to_markdown(frame[shown].head(20), float_format="{:,.1f}")
+                ),
+            },
+        )
+
+
+def _exists(con, table: str) -> bool:
+    from clinker_pipeline.storage.feeds import table_exists
+
+    return table_exists(con, table)
+
+
+TELEMETRY_ASSETS = [telemetry_tables, alerts]
+
+telemetry_job = dg.define_asset_job(
+    "telemetry_job",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Load landed MQTT batches, raise alerts (see telemetry_batches_sensor).",
+    tags={"clinker/duckdb_writer": "true"},
+)
