@@ -6,6 +6,9 @@ port with persistence on, so `stop()` (SIGTERM: Mosquitto saves its database on 
 followed by `start()` on the same port is a real broker restart that keeps persistent sessions
 and their queued messages; `kill()` (SIGKILL) is a crash that keeps only the last autosave.
 
+`users={"name": "password"}` turns anonymous access off and writes a password file (with
+`mosquitto_passwd`), for tests of credentials.
+
 Use the `private_broker` fixture (import it into the test module, or list this module in
 `pytest_plugins` of the root conftest); it skips only when the `mosquitto` binary is absent.
 """
@@ -57,6 +60,7 @@ class MosquittoBroker:
         max_queued_messages: int = 0,
         max_inflight_messages: int = 0,
         autosave_interval: int = 1800,
+        users: dict[str, str] | None = None,
         extra_config: str = "",
     ) -> None:
         self.binary = binary or mosquitto_binary()
@@ -75,7 +79,7 @@ class MosquittoBroker:
             "persistence_file mosquitto.db",
             f"autosave_interval {autosave_interval}",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'false' if users else 'true'}",
             # 0 = no limit: a subscriber that is offline during a test must not lose messages
             # to the 1000-message default.
             f"max_queued_messages {max_queued_messages}",
@@ -87,12 +91,27 @@ class MosquittoBroker:
             "log_type information",
             "connection_messages true",
         ]
+        if users:
+            lines.append(f"password_file {self._password_file(users)}")
         if os.geteuid() == 0:
             # Run as root, Mosquitto would switch to the `mosquitto` user, who cannot write the
             # test's temporary directory.
             lines.append(f"user {getpass.getuser()}")
         self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
         self.process: subprocess.Popen | None = None
+
+    def _password_file(self, users: dict[str, str]) -> Path:
+        tool = shutil.which("mosquitto_passwd") or str(
+            Path(self.binary).parent / "mosquitto_passwd"
+        )
+        if not Path(tool).exists() and not shutil.which(tool):
+            raise FileNotFoundError("mosquitto_passwd is not installed")
+        path = self.workdir / "passwords"
+        path.write_text("")
+        for user, password in users.items():
+            subprocess.run([tool, "-b", str(path), user, password], check=True, timeout=10)
+        path.chmod(0o600)
+        return path
 
     @property
     def url(self) -> str:

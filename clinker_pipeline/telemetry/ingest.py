@@ -21,6 +21,7 @@ messages, land what is held, acknowledge, disconnect.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -37,7 +38,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from clinker_pipeline.errors import ClinkerError, SourceUnavailable
-from clinker_pipeline.sources.http import scrub
 from clinker_pipeline.telemetry.payloads import DeadLetter, LandedMessage
 from clinker_pipeline.telemetry.payloads import parse_message as _parse
 from clinker_pipeline.telemetry.topics import DEFAULT_SUBSCRIPTION, shared_subscription
@@ -64,6 +64,14 @@ _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 _LOOP_TIMEOUT_S = 0.02
 _MQTT_ERR_SUCCESS = 0
 _fromtimestamp = datetime.fromtimestamp
+
+
+def scrub(text: str) -> str:
+    """The HTTP layer's scrubber, imported on first use: `clinker --help` builds this module's
+    arguments and should not pay for importing requests."""
+    from clinker_pipeline.sources.http import scrub as scrub_secrets
+
+    return scrub_secrets(text)
 
 
 #: (parsed message, packet id, QoS, connection generation) of one received message
@@ -185,6 +193,10 @@ class Ingestor:
         signal handler (which must not take the locks the interrupted code may hold)."""
         self._stop_requested = True
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def run(self) -> IngestStats:
         from clinker_pipeline.sources.mqtt import connect_properties, make_client
 
@@ -227,8 +239,6 @@ class Ingestor:
             self.stats.seconds = time.monotonic() - started
         if self._fatal is not None:
             raise self._fatal
-        if os.environ.get("DEBUGCPU") and self.stats.received:
-            print("CPU_US_PER_MSG", round((self._dbg_cpu1 - self._dbg_cpu0) / self.stats.received * 1e6, 1), file=sys.stderr)
         return self.stats
 
     def _consume(self) -> None:
@@ -313,7 +323,6 @@ class Ingestor:
             self._pending_since = now
             if not self.stats.first_message_at:
                 self.stats.first_message_at = now
-                self._dbg_cpu0 = time.process_time()
         pending.append((parsed, message.mid, message.qos, self._generation))
         self._last_message = now
 
@@ -434,7 +443,6 @@ class Ingestor:
         stats.duplicates += duplicates
         stats.landed += len(landed)
         stats.last_landed_at = time.time()
-        self._dbg_cpu1 = time.process_time()
         return acks
 
     def _shutdown(self) -> None:
@@ -518,14 +526,28 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         help="stable MQTT client id: the broker keeps this id's session and messages while the "
         "ingestor is down (default: IOT_CLIENT_ID, else clinker-ingestor-<hostname>)",
     )
-    parser.add_argument("--protocol", type=int, choices=[5, 311], default=5)
+    parser.add_argument(
+        "--protocol",
+        type=int,
+        choices=[5, 311],
+        default=5,
+        help="MQTT 5 (default: clean_start=False + session expiry, ReceiveMaximum of two "
+        "batches) or 3.1.1 (clean_session=False; the broker's max_inflight_messages, 20 by "
+        "default in Mosquitto, then caps the unacknowledged window: raise it for v3.1.1)",
+    )
     parser.add_argument(
         "--session-expiry",
         type=_non_negative_int,
         default=86_400,
         help="seconds the broker keeps the session while disconnected (MQTT v5)",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=1000)
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1000,
+        help="messages per landed file; acknowledged after the file is written (keep it under "
+        "32768: the broker sends at most 65535 unacknowledged messages)",
+    )
     parser.add_argument(
         "--flush-interval",
         type=_positive_float,
@@ -571,6 +593,11 @@ def ingest_command(args: argparse.Namespace) -> int:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     store = LandingStore(args.landing or telemetry_dir())
+    store.warm_up()
+    # Everything imported so far lives as long as the process: keep it out of the garbage
+    # collector's passes, which otherwise scan pandas' and DuckDB's objects again and again
+    # while messages are allocated at thousands per second.
+    gc.freeze()
     ingestor = Ingestor(settings, store, client_id, options)
     log.info(
         "ingesting %s from %s as %s into %s",
@@ -596,8 +623,7 @@ def ingest_command(args: argparse.Namespace) -> int:
         print(
             f"received {stats.received}, landed {stats.landed}, duplicates {stats.duplicates}, "
             f"dead letters {stats.dead_letters}, batches {stats.batches}, "
-            f"{stats.seconds:.1f} s",
-            file=sys.stderr,
+            f"{stats.seconds:.1f} s"
         )
     return code
 
@@ -611,7 +637,7 @@ class _StopOnSignals:
         self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.ingestor._stop_requested:
+        if self.ingestor.stop_requested:
             os._exit(EXIT_INTERRUPTED)
         self.ingestor.stop()
 
