@@ -222,6 +222,16 @@ def test_sensor_requests_exactly_one_run_per_new_batch(tmp_path):
         dg.build_sensor_context(cursor=result.cursor, resources={"telemetry": settings})
     )
     assert [r.run_key for r in later.run_requests] == [f"telemetry-{fourth}"]
+    # a batch that an ingestor of the same share group finished later, with an older id
+    late_id = f"{int(fourth[:20]) - 5 * 10**9:020d}-other-ingestor-000001"
+    late = store.write_batch([], [], "other-ingestor")
+    (tmp_path / "landing" / "batches" / f"{late.batch_id}.parquet").rename(
+        tmp_path / "landing" / "batches" / f"{late_id}.parquet"
+    )
+    last = telemetry_batches_sensor(
+        dg.build_sensor_context(cursor=later.cursor, resources={"telemetry": settings})
+    )
+    assert [r.run_key for r in last.run_requests] == [f"telemetry-{late_id}"]
 
 
 def test_fresh_silo_levels_and_an_outage_update_the_plan(tmp_path):

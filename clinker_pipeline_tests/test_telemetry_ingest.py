@@ -296,6 +296,26 @@ def assert_exactly_once(landing: Path, expected: Iterable[str]) -> list[str]:
     return ids
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 # -- pure parts ---------------------------------------------------------------------------------
 
 
@@ -489,6 +509,28 @@ def test_make_client_refuses_a_missing_ca_file(tmp_path: Path) -> None:
     assert (props.SessionExpiryInterval, props.ReceiveMaximum) == (3600, 10_000)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--broker", "http://u:hunter2-secret@h"], "scheme must be one of"),
+        (["--share-group", "a/b"], "share group 'a/b' must match"),
+        (["--protocol", "5", "--topic", "clinker/#", "--batch-size", "0"], None),
+    ],
+)
+def test_bad_arguments_fail_before_connecting(args, message, capsys, tmp_path) -> None:
+    from clinker_pipeline.telemetry.ingest import main
+
+    argv = ["--landing", str(tmp_path), *args]
+    if message is None:
+        with pytest.raises(SystemExit) as exited:  # argparse refuses it
+            main(argv)
+        assert exited.value.code == 2
+        return
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "hunter2-secret" not in err
+
+
 def test_landing_store_round_trip(tmp_path: Path) -> None:
     store = LandingStore(tmp_path / "landing")
     assert store.list_batches() == [] and store.recent_message_ids() == set()
@@ -565,8 +607,11 @@ def test_sigkill_mid_stream_and_restart_lands_all_once(private_broker, ingestors
     sender.start()
     try:
         wait_until(lambda: len(landed_ids(landing)) >= 1000, "a third of the stream to land")
+        workers = children(first.process.pid)
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
+        # the landing worker dies with it, so no batch completes after the crash
+        wait_until(lambda: not any(alive(pid) for pid in workers), "the landing worker to die")
         killed_at = len(landed_ids(landing))
         assert killed_at < 3000, "the stream ended before the crash: nothing was tested"
         second = ingestors(private_broker, landing, "ingest-crash", *args, "--idle-exit", "2")
@@ -747,6 +792,49 @@ def test_a_share_group_splits_one_stream(private_broker, ingestors, tmp_path) ->
         c for batch in store.list_batches() for c in store.read_batch(batch)["client_id"]
     )
     assert set(clients) == {"ingest-a", "ingest-b"}
+
+
+@needs_mosquitto
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_dead_landing_worker_stops_the_ingestor_and_nothing_is_lost(
+    private_broker, ingestors, tmp_path
+) -> None:
+    landing = tmp_path / "landing"
+    first = ingestors(private_broker, landing, "ingest-worker", "--flush-interval", "0.1")
+    first.wait_for_log("subscribed")
+    workers = children(first.process.pid)
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)
+    messages = stream(200)
+    publish(private_broker, messages)
+    code, _ = first.wait()
+    assert code == 1 and "the landing worker exited" in first.log(), first.log()
+    second = ingestors(private_broker, landing, "ingest-worker", "--idle-exit", "1.5")
+    code, stats = second.wait()
+    assert code == 0 and stats["landed"] == 200, second.log()
+    assert_exactly_once(landing, [m[2] for m in messages])
+
+
+@needs_mosquitto
+@pytest.mark.timeout(60)
+def test_a_failed_write_acknowledges_nothing(private_broker, ingestors, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "batches").write_text("not a directory")  # every batch write fails
+    first = ingestors(private_broker, landing, "ingest-disk", "--flush-interval", "0.1")
+    first.wait_for_log("subscribed")
+    messages = stream(100)
+    publish(private_broker, messages)
+    code, stats = first.wait()
+    assert code == 1, first.log()
+    assert "cannot land under" in first.log() and "will be redelivered" in first.log()
+    assert stats["landed"] == 0
+    (landing / "batches").unlink()
+    second = ingestors(private_broker, landing, "ingest-disk", "--max-messages", "100")
+    code, stats = second.wait()
+    assert code == 0 and stats["landed"] == 100, second.log()
+    assert_exactly_once(landing, [m[2] for m in messages])
 
 
 @needs_mosquitto

@@ -264,14 +264,25 @@ MAX_BATCH_RUNS_PER_TICK = 50
     description="One telemetry_job run per new landing batch of the MQTT ingestor.",
 )
 def telemetry_batches_sensor(context: dg.SensorEvaluationContext, telemetry: TelemetrySettings):
-    """Cursor: the newest batch id requested (batch ids sort by landing time).
+    """Cursor: the newest batch id requested and the ids requested in the minute before it.
 
-    run_key is the batch id, so a batch is never loaded by two sensor runs even if the cursor
-    were lost; at most 50 runs per tick keep an evaluation short after a backlog.
+    Batch ids sort by the time the batch was started, but ingestors of one share group can
+    finish writing out of order, so a batch may appear after a newer one was seen. Each tick
+    therefore looks back a minute before the newest id and requests what it has not requested
+    yet; run_key (the batch id) makes a batch load once even if the cursor were lost. At most 50
+    runs per tick keep an evaluation short after a backlog.
     """
-    batches = telemetry.store().list_batches(context.cursor or None)[:MAX_BATCH_RUNS_PER_TICK]
-    if not batches:
+    cursor = _batch_cursor(context.cursor)
+    newest = cursor["after"]
+    lookback = _batch_lookback(newest) if newest else None
+    seen = set(cursor["seen"])
+    candidates = telemetry.store().list_batches(lookback)
+    fresh = [b for b in candidates if b not in seen][:MAX_BATCH_RUNS_PER_TICK]
+    if not fresh:
         return dg.SkipReason("no new telemetry batch")
+    newest = max([newest, *fresh]) if newest else max(fresh)
+    horizon = _batch_lookback(newest)
+    kept = sorted(b for b in seen | set(fresh) if b > horizon)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
@@ -279,10 +290,26 @@ def telemetry_batches_sensor(context: dg.SensorEvaluationContext, telemetry: Tel
                 run_config={"ops": {"telemetry_tables": {"config": {"batch_ids": [batch]}}}},
                 tags={"clinker/telemetry_batch": batch},
             )
-            for batch in batches
+            for batch in fresh
         ],
-        cursor=batches[-1],
+        cursor=json.dumps({"after": newest, "seen": kept}),
     )
+
+
+BATCH_LOOKBACK_NS = 60 * 10**9
+
+
+def _batch_cursor(raw: str | None) -> dict:
+    if not raw:
+        return {"after": "", "seen": []}
+    if raw.startswith("{"):
+        return json.loads(raw)
+    return {"after": raw, "seen": [raw]}  # a plain batch id (older cursor format)
+
+
+def _batch_lookback(batch_id: str) -> str:
+    """The batch id prefix one minute before `batch_id` (ids start with 20 digits of ns)."""
+    return f"{max(int(batch_id[:20]) - BATCH_LOOKBACK_NS, 0):020d}"
 
 
 def _failure_message(context: dg.RunFailureSensorContext) -> str:

@@ -8,19 +8,21 @@ makes the broker deliver it again rather than forget it. Duplicates that this cr
 a publisher sends itself) are dropped by message id, within a batch and against the ids landed
 recently, including those of the newest batch files when the process starts.
 
-One thread does it all: paho's network loop (driven here through its external-loop API, which
-also reconnects with exponential backoff), parsing each message as it arrives, and, when a batch
-is full or its oldest message has waited `flush_interval`, deduplicating, writing and
-acknowledging it. A second Python thread was tried for the writes: trading the GIL with the
-network thread on every packet cost more than the overlap gained. While a batch is written
-(~10 ms per 1000 messages) the broker keeps sending into the socket buffer, within the
-ReceiveMaximum window (two batches), so it never stops mid-batch. SIGTERM/SIGINT: stop taking
-messages, land what is held, acknowledge, disconnect.
+Two processes. The ingestor's own runs paho's network loop (through paho's external-loop API,
+reconnecting with exponential backoff), buffers raw messages and, when a batch is full or its
+oldest message has waited `flush_interval`, sends it down a pipe to a landing worker process.
+The worker parses, deduplicates and writes the batch and answers with the counts; only then
+does the network loop send the batch's PUBACKs. Parsing and writing are a quarter of the work
+per message: in the same process they slowed the network loop by as much, and in a thread they
+cost more still (the two threads trade the GIL on every packet), whereas the worker runs on the
+other core. The broker's ReceiveMaximum is set to two batches, so it keeps sending while a batch
+is written. SIGTERM/SIGINT: stop taking messages, land what is held, acknowledge, disconnect.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -43,6 +45,8 @@ from clinker_pipeline.telemetry.payloads import parse_message as _parse
 from clinker_pipeline.telemetry.topics import DEFAULT_SUBSCRIPTION, shared_subscription
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     import paho.mqtt.client as mqtt
 
     from clinker_pipeline.sources.mqtt import BrokerSettings
@@ -63,6 +67,12 @@ _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 #: Longest wait in select: how late a timed flush may be when no message comes.
 _LOOP_TIMEOUT_S = 0.02
 _MQTT_ERR_SUCCESS = 0
+#: How long a stopping ingestor waits for the worker to land what it was sent.
+_SHUTDOWN_WAIT_S = 60.0
+#: How long the landing worker may take to import pandas/DuckDB and read recent ids.
+_WORKER_START_S = 120.0
+_PIPE_BYTES = 1 << 20
+_PR_SET_PDEATHSIG = 1
 _fromtimestamp = datetime.fromtimestamp
 
 
@@ -72,10 +82,6 @@ def scrub(text: str) -> str:
     from clinker_pipeline.sources.http import scrub as scrub_secrets
 
     return scrub_secrets(text)
-
-
-#: (parsed message, packet id, QoS, connection generation) of one received message
-_Received = tuple["LandedMessage | DeadLetter", int, int, int]
 
 
 class LandingFailed(ClinkerError):
@@ -175,18 +181,23 @@ class Ingestor:
         self.client_id = client_id
         self.options = options or IngestOptions()
         self.stats = IngestStats(client_id=client_id)
-        self._pending: list[_Received] = []
+        self._pending: list[tuple[str, bytes, float]] = []
+        self._pending_acks: list[tuple[int, int, int]] = []
         self._pending_since = 0.0
+        self._seq = 0
+        self._outstanding: dict[int, list[tuple[int, int, int]]] = {}
         self._accepting = True
         self._generation = 0
         self._last_message = time.time()
         self._stop_requested = False
         self._closing = False
         self._fatal: Exception | None = None
-        self._recent = _RecentIds()
         self._reconnect_delay = self.options.reconnect_min_s
         self._next_attempt: float | None = None
         self._client: mqtt.Client | None = None
+        self._worker: Any = None
+        self._to_worker: Connection | None = None
+        self._from_worker: Connection | None = None
 
     def stop(self) -> None:
         """Ask `run` to land what it holds and return. Only sets a flag, so it is safe in a
@@ -198,13 +209,29 @@ class Ingestor:
         return self._stop_requested
 
     def run(self) -> IngestStats:
+        """Ingest until stopped; raises SourceUnavailable (broker unreachable or refusing) or
+        LandingFailed (a batch could not be written) after acknowledging only what landed."""
+        started = time.monotonic()
+        try:
+            self._start_worker()
+            self._client = self._connect()
+            try:
+                self._consume()
+            finally:
+                self._shutdown()
+        finally:
+            self._stop_worker()
+            self.stats.seconds = time.monotonic() - started
+        if self._fatal is not None:
+            raise self._fatal
+        return self.stats
+
+    def _connect(self) -> mqtt.Client:
+        """The first connection is made here, so an unreachable broker or a wrong URL fails the
+        command at once; later losses are retried by `_service`."""
         from clinker_pipeline.sources.mqtt import connect_properties, make_client
 
-        started = time.monotonic()
         options = self.options
-        self.store.remove_stale_temp_files()
-        self.store.warm_up()
-        self._recent.add(list(self.store.recent_message_ids(SEED_BATCHES)))
         client = make_client(
             self.settings,
             client_id=self.client_id,
@@ -212,7 +239,6 @@ class Ingestor:
             manual_ack=True,
             persistent_session=True,
         )
-        self._client = client
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -232,25 +258,17 @@ class Ingestor:
                 f"cannot connect to the MQTT broker {self.settings.url}: {scrub(str(exc))}"
             ) from None
         self._last_message = time.time()
-        try:
-            self._consume()
-        finally:
-            self._shutdown()
-            self.stats.seconds = time.monotonic() - started
-        if self._fatal is not None:
-            raise self._fatal
-        return self.stats
+        return client
 
     def _consume(self) -> None:
         options = self.options
         size, interval = options.batch_size, options.flush_interval_s
         while not self._stop_requested and self._fatal is None:
             self._service(_LOOP_TIMEOUT_S)
-            pending = self._pending
-            if pending:
-                now = time.time()
-                if len(pending) >= size or now - self._pending_since >= interval:
-                    self._land_pending()
+            if self._pending and (
+                len(self._pending) >= size or time.time() - self._pending_since >= interval
+            ):
+                self._dispatch()
             if options.max_messages and self.stats.landed >= options.max_messages:
                 log.info("landed %d messages (--max-messages): stopping", self.stats.landed)
                 return
@@ -263,16 +281,51 @@ class Ingestor:
     # -- network --------------------------------------------------------------------------------
 
     def _service(self, timeout: float) -> None:
-        """One turn of the network, or of reconnecting (with exponential backoff) when the
-        broker went away."""
-        if self._next_attempt is None:
-            if not self._network_step(timeout) and not self._closing:
+        """One turn: wait for the broker's socket or the worker's answers, read or write what is
+        ready, and reconnect (with exponential backoff) when the broker went away.
+
+        paho's own `loop()` is not used: it adds a socket pair to be woken from other threads,
+        which costs a system call per acknowledgement, and it cannot wait on the worker too.
+        """
+        client = self._client
+        results = self._from_worker
+        assert client is not None and results is not None
+        sock = client.socket() if self._next_attempt is None else None
+        if sock is None and self._next_attempt is None and not self._closing:
+            self._next_attempt = time.monotonic() + self._reconnect_delay
+        buffered = 0
+        readers: list[Any] = [results]
+        writers: list[Any] = []
+        if sock is not None:
+            readers.append(sock)
+            if client.want_write():
+                writers.append(sock)
+            buffered = sock.pending() if hasattr(sock, "pending") else 0  # TLS: decrypted
+        elif self._next_attempt is not None:
+            timeout = min(timeout, max(self._next_attempt - time.monotonic(), 0.0))
+        try:
+            readable, writable, _ = select.select(
+                readers, writers, [], 0.0 if buffered else timeout
+            )
+        except (OSError, ValueError, TypeError):
+            readable, writable = [], []
+        if results in readable:
+            self._receive_results()
+        if sock is not None:
+            if (
+                ((sock in readable or buffered) and client.loop_read() != _MQTT_ERR_SUCCESS)
+                or (
+                    writable
+                    and client.socket() is not None
+                    and client.loop_write() != _MQTT_ERR_SUCCESS
+                )
+                or client.loop_misc() != _MQTT_ERR_SUCCESS
+            ) and not self._closing:
                 self._next_attempt = time.monotonic() + self._reconnect_delay
-            return
-        wait = self._next_attempt - time.monotonic()
-        if wait > 0:
-            time.sleep(min(timeout, wait))
-            return
+        elif self._next_attempt is not None and time.monotonic() >= self._next_attempt:
+            self._reconnect()
+
+    def _reconnect(self) -> None:
         client = self._client
         assert client is not None
         try:
@@ -288,42 +341,16 @@ class Ingestor:
                 self._reconnect_delay,
             )
 
-    def _network_step(self, timeout: float) -> bool:
-        """select + paho's loop_read/loop_write/loop_misc; False once the connection is gone.
-
-        Like paho's `loop()`, minus the socket pair `loop()` adds to be woken from other
-        threads: with it, every acknowledgement costs one more system call, and this
-        ingestor never publishes or acknowledges from another thread.
-        """
-        client = self._client
-        assert client is not None
-        sock = client.socket()
-        if sock is None:
-            return False
-        buffered = sock.pending() if hasattr(sock, "pending") else 0  # TLS: already decrypted
-        try:
-            readable, writable, _ = select.select(
-                [sock], [sock] if client.want_write() else [], [], 0.0 if buffered else timeout
-            )
-        except (OSError, ValueError, TypeError):
-            return False
-        if (readable or buffered) and client.loop_read() != _MQTT_ERR_SUCCESS:
-            return False
-        if writable and client.socket() is not None and client.loop_write() != _MQTT_ERR_SUCCESS:
-            return False
-        return client.loop_misc() == _MQTT_ERR_SUCCESS
-
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if not self._accepting:
             return  # stopping: left unacknowledged, so the broker keeps it for the next run
         now = time.time()
-        parsed = _parse(message.topic, message.payload, _fromtimestamp(now, UTC))
-        pending = self._pending
-        if not pending:
+        if not self._pending:
             self._pending_since = now
             if not self.stats.first_message_at:
                 self.stats.first_message_at = now
-        pending.append((parsed, message.mid, message.qos, self._generation))
+        self._pending.append((message.topic, message.payload, now))
+        self._pending_acks.append((message.mid, message.qos, self._generation))
         self._last_message = now
 
     def _on_connect(
@@ -383,38 +410,162 @@ class Ingestor:
                 "lost the connection to %s (%s); reconnecting", self.settings.url, reason_code
             )
 
-    # -- landing --------------------------------------------------------------------------------
+    # -- the landing worker -----------------------------------------------------------------------
 
-    def _land_pending(self) -> None:
-        """Write the held batch, then acknowledge it; if the write fails nothing is
-        acknowledged and the ingestor stops (the broker redelivers to the next run)."""
-        batch, self._pending = self._pending, []
+    def _start_worker(self) -> None:
+        """Start the landing worker and wait until it is ready (pandas and DuckDB imported,
+        recent message ids read), so the broker is not connected before batches can land."""
+        context = _process_context()
+        batches_out, batches_in = context.Pipe(duplex=False)  # (reader, writer)
+        results_out, results_in = context.Pipe(duplex=False)
+        _widen_pipe(batches_in)
+        self._worker = context.Process(
+            target=_landing_worker,
+            args=(
+                str(self.store.root),
+                self.client_id,
+                os.getpid(),
+                batches_out,
+                results_in,
+                (batches_in, results_out),
+            ),
+            name=f"clinker-landing-{self.client_id}",
+            daemon=True,
+        )
+        self._worker.start()
+        batches_out.close()
+        results_in.close()
+        self._to_worker, self._from_worker = batches_in, results_out
+        if not results_out.poll(_WORKER_START_S):
+            raise LandingFailed(f"the landing worker did not start within {_WORKER_START_S:g} s")
         try:
-            acks = self._land(batch)
-        except Exception as exc:
-            self._fatal = LandingFailed(
-                f"cannot write a landing batch under {self.store.root}: {exc}; its "
-                f"{len(batch)} messages stay unacknowledged and will be redelivered"
-            )
-            log.error("%s", self._fatal)
-            return
+            kind, detail = results_out.recv()
+        except EOFError:
+            kind, detail = "failed", f"exit code {self._worker.exitcode}"
+        if kind != "ready":
+            raise LandingFailed(f"the landing worker could not start: {detail}")
+
+    def _dispatch(self) -> None:
+        """Hand the held batch to the worker; its acknowledgements wait for the answer."""
+        batch, self._pending = self._pending, []
+        acks, self._pending_acks = self._pending_acks, []
+        assert self._to_worker is not None
+        self._seq += 1
+        self._outstanding[self._seq] = acks
+        try:
+            self._to_worker.send((self._seq, batch))
+        except OSError as exc:
+            self._worker_failed(f"the landing worker is gone ({exc})")
+
+    def _receive_results(self) -> None:
+        results = self._from_worker
+        assert results is not None
+        while results.poll():
+            try:
+                answer = results.recv()
+            except EOFError:
+                self._worker_failed(
+                    f"the landing worker exited (code {self._worker.exitcode}); "
+                    "nothing it had not landed was acknowledged"
+                )
+                return
+            if answer[0] == "failed":
+                self._worker_failed(answer[-1])
+                return
+            _, seq, received, landed, dead, duplicates, batch_id = answer
+            stats = self.stats
+            stats.received += received
+            stats.landed += landed
+            stats.dead_letters += dead
+            stats.duplicates += duplicates
+            stats.batches += batch_id is not None
+            stats.last_landed_at = time.time()
+            self._acknowledge(self._outstanding.pop(seq))
+
+    def _acknowledge(self, acks: list[tuple[int, int, int]]) -> None:
         client = self._client
         assert client is not None
         current = self._generation
         for mid, qos, generation in acks:
             # A message received on an earlier connection is sent again on this one (and
             # acknowledged then, as a duplicate); its old packet id may now mean another.
-            if generation == current:
+            if qos and generation == current:
                 client.ack(mid, qos)
 
-    def _land(self, batch: list[_Received]) -> list[tuple[int, int, int]]:
-        recent = self._recent.ids
+    def _worker_failed(self, reason: str) -> None:
+        if self._fatal is None:
+            self._fatal = LandingFailed(
+                f"cannot land under {self.store.root}: {reason}; the messages not yet landed "
+                "stay unacknowledged and will be redelivered"
+            )
+            log.error("%s", self._fatal)
+        self._accepting = False
+
+    def _shutdown(self) -> None:
+        """Land what is held, wait for the worker's answers (acknowledging as they come),
+        disconnect, and give paho a moment to write the acknowledgements and the DISCONNECT."""
+        client = self._client
+        assert client is not None
+        self._closing = True
+        self._accepting = False
+        if self._pending and self._fatal is None:
+            self._dispatch()
+        deadline = time.monotonic() + _SHUTDOWN_WAIT_S
+        while self._outstanding and self._fatal is None and time.monotonic() < deadline:
+            self._service(0.05)
+        if self._outstanding and self._fatal is None:
+            log.error(
+                "%d batches were not landed within %g s; their messages stay unacknowledged",
+                len(self._outstanding),
+                _SHUTDOWN_WAIT_S,
+            )
+        client.disconnect()
+        deadline = time.monotonic() + 2.0
+        while client.socket() is not None and client.want_write():
+            if time.monotonic() > deadline:
+                break
+            self._service(0.05)
+
+    def _stop_worker(self) -> None:
+        worker, to_worker = self._worker, self._to_worker
+        if worker is None:
+            return
+        if to_worker is not None:
+            with contextlib.suppress(OSError):
+                to_worker.send(None)
+            to_worker.close()
+        worker.join(_SHUTDOWN_WAIT_S if self._fatal is None else 5.0)
+        if worker.is_alive():
+            worker.kill()
+            worker.join(5.0)
+        if self._from_worker is not None:
+            self._from_worker.close()
+
+
+class _Lander:
+    """Parses, deduplicates and writes batches; lives in the landing worker process."""
+
+    def __init__(self, store: LandingStore, client_id: str) -> None:
+        self.store = store
+        self.client_id = client_id
+        self.recent = _RecentIds()
+
+    def prepare(self) -> None:
+        self.store.remove_stale_temp_files()
+        self.store.warm_up()
+        self.recent.add(list(self.store.recent_message_ids(SEED_BATCHES)))
+
+    def land(self, batch: list[tuple[str, bytes, float]]) -> tuple[int, int, int, int, str | None]:
+        """(received, landed, dead letters, duplicates, batch id or None when nothing to
+        write). Ids join the recent set only once their batch is on disk: a failed write must
+        not make the broker's redelivery look like a duplicate."""
+        recent = self.recent.ids
         fresh: set[str] = set()
         landed: list[LandedMessage] = []
         dead: list[DeadLetter] = []
-        acks: list[tuple[int, int, int]] = []
         duplicates = 0
-        for parsed, mid, qos, generation in batch:
+        for topic, payload, received in batch:
+            parsed = _parse(topic, payload, _fromtimestamp(received, UTC))
             if type(parsed) is LandedMessage:
                 message_id = parsed.message_id
                 if message_id in recent or message_id in fresh:
@@ -424,41 +575,95 @@ class Ingestor:
                     landed.append(parsed)
             else:
                 dead.append(parsed)
-            if qos:
-                acks.append((mid, qos, generation))
+        batch_id = None
         if landed or dead:
-            info = self.store.write_batch(landed, dead, self.client_id)
-            self.stats.batches += 1
+            batch_id = self.store.write_batch(landed, dead, self.client_id).batch_id
             log.debug(
                 "batch %s: %d landed, %d dead letters, %d duplicates",
-                info.batch_id,
+                batch_id,
                 len(landed),
                 len(dead),
                 duplicates,
             )
-        self._recent.add(list(fresh))
-        stats = self.stats
-        stats.received += len(batch)
-        stats.dead_letters += len(dead)
-        stats.duplicates += duplicates
-        stats.landed += len(landed)
-        stats.last_landed_at = time.time()
-        return acks
+        self.recent.add(list(fresh))
+        return len(batch), len(landed), len(dead), duplicates, batch_id
 
-    def _shutdown(self) -> None:
-        """Land what is held (unless landing failed), acknowledge it, disconnect, and give paho
-        a moment to write the acknowledgements and the DISCONNECT."""
-        client = self._client
-        assert client is not None
-        self._closing = True
-        self._accepting = False
-        if self._pending and self._fatal is None:
-            self._land_pending()
-        client.disconnect()
-        deadline = time.monotonic() + 2.0
-        while client.socket() is not None and client.want_write():
-            if time.monotonic() > deadline or not self._network_step(0.05):
-                break
+
+def _landing_worker(
+    root: str,
+    client_id: str,
+    parent_pid: int,
+    batches: Connection,
+    results: Connection,
+    parent_ends: tuple[Connection, ...],
+) -> None:
+    """The landing worker process: parse, deduplicate and write each batch it is sent, answer
+    with the counts. The ingestor's network loop runs in the parent, which parsing and writing
+    (a quarter of the work per message) would otherwise slow down: one Python process cannot
+    use the second core, and a thread would fight the network loop for the GIL.
+
+    It ignores SIGTERM/SIGINT (a service manager or a terminal signals the whole group; the
+    parent decides when to stop, after the last batch) and dies with the parent, so a batch is
+    never completed after the ingestor is gone.
+    """
+    for end in parent_ends:
+        end.close()
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from clinker_pipeline.telemetry.landing import LandingStore
+
+    lander = _Lander(LandingStore(root), client_id)
+    try:
+        lander.prepare()
+    except Exception as exc:
+        results.send(("failed", f"cannot open the landing store {root}: {exc}"))
+        return
+    gc.freeze()
+    results.send(("ready", None))
+    while True:
+        try:
+            item = batches.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        seq, batch = item
+        try:
+            outcome = lander.land(batch)
+        except Exception as exc:
+            results.send(("failed", seq, f"batch of {len(batch)} messages not written: {exc}"))
+            return
+        results.send(("landed", seq, *outcome))
+
+
+def _process_context() -> Any:
+    """fork where it is safe (Linux, no other thread yet: a fresh worker without re-importing),
+    else spawn."""
+    import multiprocessing
+
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _widen_pipe(connection: Connection) -> None:
+    """Let a couple of batches wait in the pipe (Linux allows up to 1 MiB by default), so the
+    network loop rarely blocks handing a batch to a busy worker."""
+    with contextlib.suppress(AttributeError, OSError):
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(EXIT_FAILED)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -593,10 +798,9 @@ def ingest_command(args: argparse.Namespace) -> int:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     store = LandingStore(args.landing or telemetry_dir())
-    store.warm_up()
     # Everything imported so far lives as long as the process: keep it out of the garbage
-    # collector's passes, which otherwise scan pandas' and DuckDB's objects again and again
-    # while messages are allocated at thousands per second.
+    # collector's passes, which otherwise scan those objects again and again while messages
+    # are allocated at thousands per second.
     gc.freeze()
     ingestor = Ingestor(settings, store, client_id, options)
     log.info(
@@ -610,7 +814,7 @@ def ingest_command(args: argparse.Namespace) -> int:
         try:
             stats = ingestor.run()
             code = EXIT_OK
-        except ClinkerError as exc:
+        except (ClinkerError, ValueError) as exc:
             print(f"error: {scrub(str(exc))}", file=sys.stderr)
             stats, code = ingestor.stats, EXIT_FAILED
         finally:
@@ -668,4 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's copy of this module, not `__main__`'s, so the landing worker's function
+    # is found under its real name whichever way the worker process is started.
+    from clinker_pipeline.telemetry.ingest import main as package_main
+
+    sys.exit(package_main())
