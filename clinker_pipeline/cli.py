@@ -16,29 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from clinker_pipeline import settings
+from clinker_pipeline.argtypes import positive_float, positive_int
 from clinker_pipeline.errors import ClinkerError, InvalidInstance, SolverUnavailable
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _gap(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
@@ -59,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="solve an instance and write the plan to DuckDB")
     p.add_argument("--input", default=None, help="instance path (default: bundled sample)")
     p.add_argument("--gap", type=_gap, default=1e-4, help="relative MIP gap of the cost stage")
-    p.add_argument("--time-limit", type=_positive_float, default=300.0, help="seconds, all stages")
+    p.add_argument("--time-limit", type=positive_float, default=300.0, help="seconds, all stages")
     p.add_argument("--objective", choices=["lexicographic", "penalty"], default="lexicographic")
     p.add_argument("--penalty", type=float, default=1e5, help="INR/t unmet (objective=penalty)")
     p.add_argument("--holding-cost", type=float, default=0.0, help="INR per t per period")
@@ -71,22 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("solvers", help="list the solvers Pyomo can use here")
 
     p = sub.add_parser("health", help="reachability, latency and data age of every source")
-    p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds per probe")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per probe")
     p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     p = sub.add_parser("generate", help="write a synthetic instance in the dataset format")
     p.add_argument("out_dir")
-    p.add_argument("--ius", type=_count, default=8)
-    p.add_argument("--gus", type=_count, default=16)
-    p.add_argument("--periods", type=_count, default=3)
-    p.add_argument("--lanes-per-iu", type=_count, default=6)
+    p.add_argument("--ius", type=positive_int, default=8)
+    p.add_argument("--gus", type=positive_int, default=16)
+    p.add_argument("--periods", type=positive_int, default=3)
+    p.add_argument("--lanes-per-iu", type=positive_int, default=6)
     p.add_argument("--seed", type=int, default=9)
 
     p = sub.add_parser("run", help="materialize the whole asset graph (the main job)")
     p.add_argument("--input", default=None, help="instance path (default: bundled sample)")
     p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
-    p.add_argument("--time-limit", type=_positive_float, default=300.0)
+    p.add_argument("--time-limit", type=positive_float, default=300.0)
     p.add_argument("--gap", type=_gap, default=1e-4)
     p.add_argument(
         "--source",

@@ -39,6 +39,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from clinker_pipeline.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from clinker_pipeline.errors import ClinkerError, SourceUnavailable
 from clinker_pipeline.telemetry.payloads import DeadLetter, LandedMessage
 from clinker_pipeline.telemetry.payloads import parse_message as _parse
@@ -669,34 +675,6 @@ def _die_with_parent(parent_pid: int) -> None:
 # -- command line ---------------------------------------------------------------------------------
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def default_client_id() -> str:
     """IOT_CLIENT_ID, else one per host: stable across restarts, which the persistent session
     (and so the no-loss guarantee) depends on."""
@@ -742,32 +720,32 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     )
     parser.add_argument(
         "--session-expiry",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=86_400,
         help="seconds the broker keeps the session while disconnected (MQTT v5)",
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         help="messages per landed file; acknowledged after the file is written (keep it under "
         "32768: the broker sends at most 65535 unacknowledged messages)",
     )
     parser.add_argument(
         "--flush-interval",
-        type=_positive_float,
+        type=positive_float,
         default=0.5,
         help="seconds a message may wait in memory before its batch is landed",
     )
     parser.add_argument(
         "--max-messages",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         help="exit after landing this many messages (0: run until stopped)",
     )
     parser.add_argument(
         "--idle-exit",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         help="exit after this many seconds without a message (0: never)",
     )

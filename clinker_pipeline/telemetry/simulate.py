@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from clinker_pipeline.argtypes import non_negative_float, positive_int, share
 from clinker_pipeline.errors import InvalidInstance, SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -882,27 +883,6 @@ def publish(
 # Command line
 
 
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -914,19 +894,19 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     """The options of `clinker simulate-telemetry` (and of `python -m ...simulate`)."""
     parser.add_argument(
         "--rate",
-        type=_non_negative,
+        type=non_negative_float,
         default=100.0,
         help="messages/s, total (0: as fast as acknowledged)",
     )
     parser.add_argument(
         "--duration",
-        type=_non_negative,
+        type=non_negative_float,
         default=None,
         help="seconds to run (default: until Ctrl-C)",
     )
     parser.add_argument(
         "--count",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="exact number of messages (overrides --duration)",
     )
@@ -939,14 +919,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     )
     parser.add_argument(
         "--malformed-share",
-        type=_share,
+        type=share,
         default=0.01,
         help="share of messages the ingestor must dead-letter (bad JSON, no message_id, naive "
         "ts, non-numeric value, topic outside the scheme)",
     )
     parser.add_argument(
         "--breach-share",
-        type=_share,
+        type=share,
         default=0.02,
         help="share of readings that break a threshold rule (kiln > 1500 degC, silo > 95 %% or "
         "below safety stock, free lime > 2.5 %%, vehicle stopped)",
@@ -974,13 +954,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     )
     parser.add_argument(
         "--max-inflight",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         help="QoS 1 messages awaiting PUBACK (the broker's ReceiveMaximum)",
     )
     parser.add_argument(
         "--ack-timeout",
-        type=_non_negative,
+        type=non_negative_float,
         default=60.0,
         help="seconds to wait for the last PUBACKs",
     )
