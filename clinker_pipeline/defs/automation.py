@@ -98,44 +98,8 @@ def cleanup_job():
 
 # --- schedules --------------------------------------------------------------------------------
 
-erp_daily_schedule = dg.ScheduleDefinition(
-    name="erp_daily_schedule",
-    job=erp_job,
-    cron_schedule="0 2 * * *",
-    execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Full ERP sync (plants, stock, demand, capacity) nightly at 02:00 IST.",
-)
 
-erp_stock_hourly_schedule = dg.ScheduleDefinition(
-    name="erp_stock_hourly_schedule",
-    job=erp_stock_job,
-    cron_schedule="0 * * * *",
-    execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Clinker stock from SAP every hour.",
-)
-
-plan_daily_schedule = dg.ScheduleDefinition(
-    name="plan_daily_schedule",
-    job=plan_job,
-    cron_schedule="30 5 * * *",
-    execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Re-solve the plan at 05:30 IST at least once a day, even if no input changed.",
-)
-
-cleanup_weekly_schedule = dg.ScheduleDefinition(
-    name="cleanup_weekly_schedule",
-    job=cleanup_job,
-    cron_schedule="0 3 * * 0",
-    execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="DuckDB retention on Sundays at 03:00 IST.",
-)
-
-
-def _feed_schedule(name: str, job, cron: str, description: str) -> dg.ScheduleDefinition:
+def _schedule(name: str, job, cron: str, description: str) -> dg.ScheduleDefinition:
     return dg.ScheduleDefinition(
         name=name,
         job=job,
@@ -146,32 +110,51 @@ def _feed_schedule(name: str, job, cron: str, description: str) -> dg.ScheduleDe
     )
 
 
+erp_daily_schedule = _schedule(
+    "erp_daily_schedule",
+    erp_job,
+    "0 2 * * *",
+    "Full ERP sync (plants, stock, demand, capacity) nightly at 02:00 IST.",
+)
+erp_stock_hourly_schedule = _schedule(
+    "erp_stock_hourly_schedule", erp_stock_job, "0 * * * *", "Clinker stock from SAP every hour."
+)
+plan_daily_schedule = _schedule(
+    "plan_daily_schedule",
+    plan_job,
+    "30 5 * * *",
+    "Re-solve the plan at 05:30 IST at least once a day, even if no input changed.",
+)
+cleanup_weekly_schedule = _schedule(
+    "cleanup_weekly_schedule", cleanup_job, "0 3 * * 0", "DuckDB retention on Sundays at 03:00 IST."
+)
+
 FEED_SCHEDULES = [
-    _feed_schedule(
+    _schedule(
         "weather_3hourly_schedule",
         weather_job,
         "15 */3 * * *",
         "Weather every 3 hours (OWM's forecast steps are 3-hourly), 15 min past the step.",
     ),
-    _feed_schedule(
+    _schedule(
         "diesel_weekly_schedule",
         diesel_job,
         "0 6 * * 2",
         "Diesel on Tuesdays 06:00 IST: EIA publishes Monday afternoon Eastern time.",
     ),
-    _feed_schedule(
+    _schedule(
         "fx_daily_schedule",
         fx_job,
         "30 21 * * 1-5",
         "USD/INR on weekdays 21:30 IST, after the ECB reference rates (~16:00 CET).",
     ),
-    _feed_schedule(
+    _schedule(
         "market_daily_schedule",
         market_job,
         "0 7 * * *",
         "Cement prices daily at 07:00 IST.",
     ),
-    _feed_schedule(
+    _schedule(
         "indicators_monthly_schedule",
         indicators_job,
         "0 7 1,15 * *",

@@ -17,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.instance import TABLES
+from clinker_pipeline.storage.feeds import table_exists
 from clinker_pipeline.storage.quality import (
     CheckOutcome,
     FeedQuality,
@@ -118,16 +119,13 @@ def collect_quality(
         quality.rows_fetched += fetched
     with duckdb.get_connection() as con:
         reasons = quarantine_by_reason(con, run_id, list(feeds) or None)
-        has_status = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'feed_status'"
-        ).fetchone()[0]
         status_rows = (
             con.execute(
                 "SELECT feed, status, rows_fetched, rows_kept, data_as_of, last_good_at "
                 "FROM feed_status WHERE dagster_run_id = ? ORDER BY checked_at",
                 [run_id],
             ).fetchall()
-            if has_status
+            if table_exists(con, "feed_status")
             else []
         )
     for feed, status, fetched, kept, as_of, good_at in status_rows:

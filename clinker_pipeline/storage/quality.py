@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from clinker_pipeline.storage.feeds import table_exists
+
 SCORE_VERSION = 1
 FRESHNESS_FACTOR = {"fresh": 1.0, "partial": 0.8, "stale": 0.5, "failed": 0.0}
 
@@ -155,10 +157,7 @@ def quarantine_by_reason(
 ) -> pd.DataFrame:
     """Quarantined rows of one run, counted per feed, severity, rule and reason."""
     columns = ["feed", "severity", "rule", "reason", "rows"]
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'quarantine'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "quarantine"):
         return pd.DataFrame(columns=columns)
     frame = con.execute(
         "SELECT feed, severity, rule, reason, count(*)::INTEGER AS rows FROM quarantine "

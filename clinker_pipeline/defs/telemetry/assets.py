@@ -16,6 +16,7 @@ from clinker_pipeline.defs.checks import problem_check_result
 from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.resources import InstanceFiles, TelemetrySettings
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.storage.feeds import table_exists
 from clinker_pipeline.storage.quarantine import quarantine_problems
 from clinker_pipeline.telemetry.readings import FAMILY_TABLE, family_rows, unknown_plants
 
@@ -203,7 +204,7 @@ def alerts(
                     "(SELECT batch_id FROM telemetry_batches_loaded WHERE dagster_run_id = ?)",
                     [run_id],
                 ).df()
-                if _exists(con, table)
+                if table_exists(con, table)
                 else pd.DataFrame()
             )
             if len(frame):
@@ -245,12 +246,6 @@ def alerts(
                 ),
             },
         )
-
-
-def _exists(con, table: str) -> bool:
-    from clinker_pipeline.storage.feeds import table_exists
-
-    return table_exists(con, table)
 
 
 TELEMETRY_ASSETS = [telemetry_tables, alerts]

@@ -1,0 +1,1 @@
+"""Plant and fleet telemetry (MQTT landing batches) as assets."""
