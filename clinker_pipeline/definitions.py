@@ -6,6 +6,7 @@ import dagster as dg
 
 from clinker_pipeline.defs.automation import AUTOMATION_JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
+from clinker_pipeline.defs.executor import clinker_executor
 from clinker_pipeline.defs.external.assets import EXTERNAL_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import (
@@ -37,4 +38,5 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     sensors=[*SENSORS, data_quality_sensor],
     resources=build_resources(),
+    executor=clinker_executor,
 )

@@ -27,8 +27,16 @@ def input_source() -> str:
 
 
 def telemetry_dir() -> str:
-    """The MQTT ingestor's landing store (Parquet batches), shared with the telemetry assets."""
-    return os.getenv("CLINKER_TELEMETRY_DIR", "telemetry_landing")
+    """The MQTT ingestor's landing store (Parquet batches), shared with the telemetry assets.
+
+    With the DuckLake store it defaults to a folder beside the lake's data files, which every
+    worker reaches."""
+    lake_data = os.getenv("CLINKER_DUCKLAKE_DATA_PATH", "").strip()
+    if os.getenv("CLINKER_STORE", "").strip().lower() == "ducklake" and lake_data:
+        default = str(Path(lake_data) / "telemetry_landing")
+    else:
+        default = "telemetry_landing"
+    return os.getenv("CLINKER_TELEMETRY_DIR", default)
 
 
 def ensure_parent(path: str) -> str:

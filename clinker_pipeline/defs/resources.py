@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from clinker_pipeline import settings
+from clinker_pipeline.defs.store import store_resources
 from clinker_pipeline.erp.mapping import ErpMapping, sample_mapping_path
 from clinker_pipeline.instance import Instance, load_instance, sample_instance_path
 
@@ -307,8 +306,7 @@ def build_resources() -> dict[str, object]:
     database = settings.ensure_parent(settings.duckdb_path())
     return {
         "instance_files": InstanceFiles(path=settings.instance_path()),
-        "duckdb": DuckDBResource(database=database),
-        "duckdb_io_manager": DuckDBPandasIOManager(database=database, schema="instance"),
+        **store_resources(database),
         "sap": SapResource(
             base_url=os.getenv("SAP_BASE_URL", ""),
             username=_secret("SAP_USERNAME"),

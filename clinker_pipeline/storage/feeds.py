@@ -21,6 +21,7 @@ import pandas as pd
 
 from clinker_pipeline.external.calendar import PeriodWindow
 from clinker_pipeline.optimization.scenarios import FeedInputs
+from clinker_pipeline.store_backend import conflict_retried, transactional
 
 FEED_STATUS_DDL = """
 CREATE TABLE IF NOT EXISTS feed_status (
@@ -60,6 +61,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
+@conflict_retried
 def replace_snapshot(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Replace `table` with `frame` in one transaction (readers see old or new, never half)."""
     name = _ident(table)
@@ -76,6 +78,7 @@ def replace_snapshot(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataF
     return len(frame)
 
 
+@conflict_retried
 def upsert_history(
     con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, keys: Sequence[str]
 ) -> dict[str, int]:
@@ -138,6 +141,7 @@ class FeedStatus:
     message: str
 
 
+@transactional
 def record_status(
     con: duckdb.DuckDBPyConnection,
     feed: str,
@@ -241,6 +245,7 @@ WHERE comparison_id = (
 """
 
 
+@transactional
 def write_comparison(
     con: duckdb.DuckDBPyConnection,
     table: pd.DataFrame,

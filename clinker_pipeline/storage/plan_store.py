@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.optimization.result import PlanResult
+from clinker_pipeline.store_backend import conflict_retried, portable_ddl
 
 PLAN_TABLES: dict[str, str] = {
     "plan_runs": """
@@ -115,9 +116,10 @@ LATEST_VIEWS = ("plan_production", "plan_shipments", "plan_inventory", "plan_unm
 ADDED_COLUMNS = {"plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON"))}
 
 
+@conflict_retried
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in PLAN_TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        con.execute(portable_ddl(con, f"CREATE TABLE IF NOT EXISTS {name} ({columns})"))
     for name, added in ADDED_COLUMNS.items():
         for column, kind in added:
             con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
@@ -137,6 +139,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+@conflict_retried
 def write_plan(
     con: duckdb.DuckDBPyConnection,
     result: PlanResult,

@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.storage.feeds import table_exists
+from clinker_pipeline.store_backend import conflict_retried
 
 SCORE_VERSION = 1
 FRESHNESS_FACTOR = {"fresh": 1.0, "partial": 0.8, "stale": 0.5, "failed": 0.0}
@@ -169,6 +170,7 @@ def quarantine_by_reason(
     return frame.reindex(columns=columns)
 
 
+@conflict_retried
 def write_report(
     con: duckdb.DuckDBPyConnection, report: pd.DataFrame, reasons: pd.DataFrame, run_id: str
 ) -> None:

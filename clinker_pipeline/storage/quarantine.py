@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.store_backend import transactional
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+@transactional
 def quarantine_problems(
     con: duckdb.DuckDBPyConnection,
     problems: Iterable[Problem],

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from clinker_pipeline.store_backend import is_lake
+
 
 def snapshot_path(database: str) -> Path | None:
     """`clinker.duckdb` -> `clinker_analytics.duckdb`; None for an in-memory database."""
@@ -33,7 +35,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, database: str) -> Path | No
     Call it while holding the writer connection, so no write lands between checkpoint and copy.
     """
     target = snapshot_path(database)
-    if target is None:
+    if target is None or is_lake(con):  # a DuckLake serves its readers itself
         return None
     con.execute("CHECKPOINT")
     target.parent.mkdir(parents=True, exist_ok=True)

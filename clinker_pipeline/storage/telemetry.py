@@ -14,6 +14,12 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.storage.feeds import table_exists
+from clinker_pipeline.store_backend import (
+    conflict_retried,
+    portable_ddl,
+    transactional,
+    upsert,
+)
 
 LOADED_DDL = """
 CREATE TABLE IF NOT EXISTS telemetry_batches_loaded (
@@ -112,6 +118,7 @@ AGGREGATE_VIEWS = {
 }
 
 
+@conflict_retried
 def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Append rows whose message_id is not stored yet; returns how many were new."""
     con.register("_telemetry_frame", frame)
@@ -133,10 +140,11 @@ def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) 
 
 
 def loaded_batches(con: duckdb.DuckDBPyConnection) -> set[str]:
-    con.execute(LOADED_DDL)
+    con.execute(portable_ddl(con, LOADED_DDL))
     return {r[0] for r in con.execute("SELECT batch_id FROM telemetry_batches_loaded").fetchall()}
 
 
+@transactional
 def record_batch(
     con: duckdb.DuckDBPyConnection,
     batch_id: str,
@@ -147,9 +155,12 @@ def record_batch(
     quarantined: int,
     dagster_run_id: str | None,
 ) -> None:
-    con.execute(LOADED_DDL)
+    con.execute(portable_ddl(con, LOADED_DDL))
     con.execute(
-        "INSERT OR REPLACE INTO telemetry_batches_loaded VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "CREATE OR REPLACE TEMP TABLE _batch_row AS SELECT * FROM telemetry_batches_loaded LIMIT 0"
+    )
+    con.execute(
+        "INSERT INTO _batch_row VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
             datetime.now(UTC).replace(tzinfo=None),
@@ -161,8 +172,11 @@ def record_batch(
             dagster_run_id,
         ],
     )
+    upsert(con, "telemetry_batches_loaded", "_batch_row", ("batch_id",))
+    con.execute("DROP TABLE _batch_row")
 
 
+@transactional
 def append_dead_letters(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
     con.execute(DEAD_LETTER_DDL)
     if frame.empty:
@@ -172,11 +186,12 @@ def append_dead_letters(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> 
     return len(frame)
 
 
+@transactional
 def append_alerts(
     con: duckdb.DuckDBPyConnection, alerts: pd.DataFrame, dagster_run_id: str | None
 ) -> int:
     """Store alerts once each (alert_id = rule + message id): a re-run raises nothing twice."""
-    con.execute(ALERTS_DDL)
+    con.execute(portable_ddl(con, ALERTS_DDL))
     if alerts.empty:
         return 0
     frame = alerts.copy()
@@ -187,12 +202,13 @@ def append_alerts(
     con.register("_alerts_frame", frame.reindex(columns=columns))
     try:
         before = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
-        con.execute("INSERT OR IGNORE INTO alerts SELECT * FROM _alerts_frame").fetchall()
+        upsert(con, "alerts", "_alerts_frame", ("alert_id",), replace=False)
         return int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0] - before)
     finally:
         con.unregister("_alerts_frame")
 
 
+@conflict_retried
 def ensure_aggregate_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Create the aggregate views once their source tables exist; returns the views made."""
     made = []
