@@ -279,22 +279,23 @@ def _latest_comparison(database: str) -> Any:
     """The newest scenario comparison, or None (the asset may have been skipped)."""
     import duckdb
 
+    from clinker_pipeline.store_backend import StoreSettings, connect
+
     try:
-        with duckdb.connect(database, read_only=True) as con:
+        with connect(StoreSettings.from_env(database), read_only=True) as con:
             return con.execute("SELECT * FROM latest_scenario_comparison").df()
-    except duckdb.Error:
+    except (duckdb.Error, ClinkerError):
         return None
 
 
 def _quality_report(instance: Any, run_id: str, database: str) -> Any:
     """The data-quality report of the run just made (what data_quality_sensor does in a
     deployment), or None when it cannot be built."""
-    from dagster_duckdb import DuckDBResource
-
     from clinker_pipeline.defs.quality import build_report
+    from clinker_pipeline.defs.store import store_resources
 
     try:
-        return build_report(instance, run_id, DuckDBResource(database=database))
+        return build_report(instance, run_id, store_resources(database)["duckdb"])
     except Exception as exc:  # the plan is already published: report, do not fail the run
         print(f"data-quality report not built: {exc}", file=sys.stderr)
         return None
@@ -348,7 +349,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"(Dagster run {result.run_id})."
     )
     database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
-    print(plan_summary(plan, database))
+    from clinker_pipeline.store_backend import StoreSettings
+
+    store = StoreSettings.from_env(database)
+    print(plan_summary(plan, store.describe() if store.is_lake else database))
     print(scenario_summary(_latest_comparison(database)))
     print(quality_summary(_quality_report(instance, result.run_id, database)))
     if not result.success:

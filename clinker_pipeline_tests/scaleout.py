@@ -83,6 +83,7 @@ class Cluster:
     lake_db: str
     queue: str = field(default_factory=lambda: f"clinker_test_{uuid.uuid4().hex[:10]}")
     workers: list[subprocess.Popen] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def lake_catalog(self) -> str:
@@ -108,7 +109,7 @@ class Cluster:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         env.pop("DAGSTER_PG_HOST", None)
-        return env
+        return {**env, **self.extra_env}
 
     def worker_config(self) -> Path:
         """The worker YAML, written by the same function the README's command uses."""
@@ -208,14 +209,18 @@ class Cluster:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def embedded_run(work: Path, database: Path) -> subprocess.CompletedProcess:
-    """The whole graph on the embedded default (DuckDB file, in-process), on the same inputs."""
+def start_embedded_run(
+    work: Path, database: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """The whole graph on the embedded default (DuckDB file, in-process), on the same inputs;
+    its output goes to `work/embedded.log`."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CLINKER_STORE", "CLINKER_DUCKLAKE", "CLINKER_EXECUTOR", "DAGSTER_"))
     }
     env["CLINKER_DUCKDB_PATH"] = str(database)
+    env.update(extra_env or {})
     script = (
         "import dagster as dg\n"
         "from clinker_pipeline.definitions import defs\n"
@@ -223,9 +228,10 @@ def embedded_run(work: Path, database: Path) -> subprocess.CompletedProcess:
         "    instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)\n"
         "raise SystemExit(0 if r.success else 1)\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=work, capture_output=True, text=True
-    )
+    with open(work / "embedded.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", script], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 # --- comparing two stores -----------------------------------------------------------------

@@ -4,12 +4,14 @@ RabbitMQ, concurrent publishers, an analyst attached read-only while a run write
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing as mp
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -27,12 +29,13 @@ from clinker_pipeline.store_backend import (
 from clinker_pipeline_tests.scaleout import (
     Cluster,
     differences,
-    embedded_run,
     missing_services,
     pg_databases,
     reachable,
+    start_embedded_run,
 )
 
+SAMPLE = Path(__file__).resolve().parents[1] / "clinker_pipeline" / "sample_data"
 SECRET = "s3cr3t-" + uuid.uuid4().hex[:8]
 
 
@@ -266,10 +269,17 @@ def sample_plan():
 @needs_services
 @pytest.mark.timeout(1500)
 def test_whole_graph_on_two_celery_workers_and_ducklake_matches_the_embedded_run(tmp_path):
-    embedded = embedded_run(tmp_path, tmp_path / "embedded.duckdb")
-    assert embedded.returncode == 0, embedded.stderr[-3000:]
+    # the same inputs for both runs: the bundled sample, two of its scenarios (time on 2 cores)
+    scenarios = json.loads((SAMPLE / "scenarios.json").read_text())
+    scenarios["scenarios"] = scenarios["scenarios"][:2]
+    (tmp_path / "scenarios.json").write_text(json.dumps(scenarios))
+    extra = {"CLINKER_SCENARIOS_PATH": str(tmp_path / "scenarios.json")}
+    # the embedded run goes on beside the cluster's (both are whole runs; 2 cores)
+    embedded = start_embedded_run(tmp_path, tmp_path / "embedded.duckdb", extra)
     with pg_databases("dagster", "lake") as names:
-        cluster = Cluster(tmp_path, dagster_db=names["dagster"], lake_db=names["lake"])
+        cluster = Cluster(
+            tmp_path, dagster_db=names["dagster"], lake_db=names["lake"], extra_env=extra
+        )
         cluster.start_workers(2)
         try:
             run = cluster.execute_job()
@@ -280,6 +290,8 @@ def test_whole_graph_on_two_celery_workers_and_ducklake_matches_the_embedded_run
             pids = cluster.step_pids()
         finally:
             cluster.stop_workers()
+        embedded_log = (tmp_path / "embedded.log").read_text(errors="replace")
+        assert embedded.wait(timeout=900) == 0, embedded_log[-3000:]
         analyst = connect(StoreSettings.from_env(environ=cluster.env()), read_only=True)
         try:
             newest = analyst.execute("SELECT run_id FROM latest_plan_run").fetchone()[0]
