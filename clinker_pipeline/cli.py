@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: CLINKER_INPUT_SOURCE, else files)",
     )
 
-    from clinker_pipeline.telemetry.ingest import add_ingest_arguments
-    from clinker_pipeline.telemetry.simulate import add_simulate_arguments
+    from clinker_pipeline.defs.telemetry.ingest import add_ingest_arguments
+    from clinker_pipeline.defs.telemetry.simulate import add_simulate_arguments
 
     add_ingest_arguments(
         sub.add_parser(
@@ -100,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from clinker_pipeline.telemetry.ingest import ingest_command
+    from clinker_pipeline.defs.telemetry.ingest import ingest_command
 
     return ingest_command(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from clinker_pipeline.telemetry.simulate import simulate_command
+    from clinker_pipeline.defs.telemetry.simulate import simulate_command
 
     return simulate_command(args)
 
@@ -243,7 +243,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not args.no_write:
         import duckdb
 
-        from clinker_pipeline.storage.plan_store import write_plan
+        from clinker_pipeline.lib.store.plan_store import write_plan
 
         output = settings.ensure_parent(args.output or settings.duckdb_path())
         with duckdb.connect(output) as con:
@@ -279,7 +279,7 @@ def _latest_comparison(database: str) -> Any:
     """The newest scenario comparison, or None (the asset may have been skipped)."""
     import duckdb
 
-    from clinker_pipeline.store_backend import StoreSettings, connect
+    from clinker_pipeline.lib.store.backend import StoreSettings, connect
 
     try:
         with connect(StoreSettings.from_env(database), read_only=True) as con:
@@ -291,8 +291,8 @@ def _latest_comparison(database: str) -> Any:
 def _quality_report(instance: Any, run_id: str, database: str) -> Any:
     """The data-quality report of the run just made (what data_quality_sensor does in a
     deployment), or None when it cannot be built."""
-    from clinker_pipeline.defs.quality import build_report
-    from clinker_pipeline.defs.store import store_resources
+    from clinker_pipeline.defs.quality.assets import build_report
+    from clinker_pipeline.lib.store.resources import store_resources
 
     try:
         return build_report(instance, run_id, store_resources(database)["duckdb"])
@@ -349,7 +349,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"(Dagster run {result.run_id})."
     )
     database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
-    from clinker_pipeline.store_backend import StoreSettings
+    from clinker_pipeline.lib.store.backend import StoreSettings
 
     store = StoreSettings.from_env(database)
     print(plan_summary(plan, store.describe() if store.is_lake else database))

@@ -38,7 +38,7 @@ def reachable(port: int, host: str = "127.0.0.1") -> bool:
 
 def missing_services() -> str | None:
     """Why a scale-out test cannot run here, or None when everything it needs is up."""
-    from clinker_pipeline.store_backend import extension_directory
+    from clinker_pipeline.lib.store.backend import extension_directory
 
     if not reachable(5432):
         return "PostgreSQL not reachable on 127.0.0.1:5432 (.ci/run starts it)"

@@ -1,0 +1,211 @@
+"""The analysts' DuckDB tables: every optimizer run, keyed by run id, written in one transaction.
+
+Nothing is overwritten: each run adds rows, and the `latest_plan_*` views point at the newest
+successful run of the base scenario, so dashboards follow the plan without knowing run ids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from clinker_pipeline.lib.store.backend import conflict_retried, portable_ddl
+from clinker_pipeline.optimization.result import PlanResult
+
+PLAN_TABLES: dict[str, str] = {
+    "plan_runs": """
+        run_id VARCHAR PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        scenario VARCHAR NOT NULL,
+        launched_by VARCHAR NOT NULL,
+        dagster_run_id VARCHAR,
+        inputs_fingerprint VARCHAR,
+        input_origin VARCHAR,
+        status VARCHAR NOT NULL,
+        objective VARCHAR NOT NULL,
+        solver VARCHAR NOT NULL,
+        solver_version VARCHAR,
+        cost DOUBLE,
+        production_cost DOUBLE,
+        transport_cost DOUBLE,
+        holding_cost DOUBLE,
+        demand_t DOUBLE,
+        unmet_t DOUBLE,
+        served_pct DOUBLE,
+        mip_gap DOUBLE,
+        best_bound DOUBLE,
+        n_vars INTEGER,
+        n_int INTEGER,
+        n_rows INTEGER,
+        build_s DOUBLE,
+        handoff_s DOUBLE,
+        solve_s DOUBLE,
+        extract_s DOUBLE,
+        message VARCHAR,
+        options JSON,
+        input_warnings JSON,
+        adjustments JSON,
+        stale_inputs JSON
+    """,
+    "plan_production": """
+        run_id VARCHAR NOT NULL,
+        iu_code VARCHAR NOT NULL,
+        time_period INTEGER NOT NULL,
+        production_t DOUBLE,
+        capacity_t DOUBLE,
+        utilisation_pct DOUBLE,
+        production_cost_inr_per_t DOUBLE,
+        production_cost_inr DOUBLE
+    """,
+    "plan_shipments": """
+        run_id VARCHAR NOT NULL,
+        from_code VARCHAR NOT NULL,
+        to_code VARCHAR NOT NULL,
+        transport_code VARCHAR NOT NULL,
+        time_period INTEGER NOT NULL,
+        quantity_t DOUBLE,
+        trips BIGINT,
+        quantity_multiplier DOUBLE,
+        freight_cost_inr_per_t DOUBLE,
+        handling_cost_inr_per_t DOUBLE,
+        transport_cost_inr DOUBLE
+    """,
+    "plan_inventory": """
+        run_id VARCHAR NOT NULL,
+        iugu_code VARCHAR NOT NULL,
+        time_period INTEGER NOT NULL,
+        opening_t DOUBLE,
+        closing_t DOUBLE,
+        min_close_t DOUBLE,
+        max_close_t DOUBLE
+    """,
+    "plan_unmet": """
+        run_id VARCHAR NOT NULL,
+        iugu_code VARCHAR NOT NULL,
+        time_period INTEGER NOT NULL,
+        demand_t DOUBLE,
+        served_t DOUBLE,
+        unmet_t DOUBLE
+    """,
+    "plan_diagnosis": """
+        run_id VARCHAR NOT NULL,
+        source_table VARCHAR,
+        source_row INTEGER,
+        kind VARCHAR,
+        iugu_code VARCHAR,
+        time_period INTEGER,
+        violation_t DOUBLE,
+        description VARCHAR
+    """,
+}
+# The per-run detail tables and the PlanResult attribute each comes from.
+DETAIL_TABLES = {
+    "plan_production": "production",
+    "plan_shipments": "shipments",
+    "plan_inventory": "inventory",
+    "plan_unmet": "unmet",
+    "plan_diagnosis": "diagnosis",
+}
+LATEST_VIEWS = ("plan_production", "plan_shipments", "plan_inventory", "plan_unmet")
+# Columns added after the first release: files written by an older version gain them (NULL).
+ADDED_COLUMNS = {"plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON"))}
+
+
+@conflict_retried
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for name, columns in PLAN_TABLES.items():
+        con.execute(portable_ddl(con, f"CREATE TABLE IF NOT EXISTS {name} ({columns})"))
+    for name, added in ADDED_COLUMNS.items():
+        for column, kind in added:
+            con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
+    con.execute(
+        """
+        CREATE OR REPLACE VIEW latest_plan_run AS
+        SELECT * FROM plan_runs
+        WHERE scenario = 'base' AND status IN ('optimal', 'feasible-with-gap')
+        ORDER BY created_at DESC
+        LIMIT 1
+        """
+    )
+    for name in LATEST_VIEWS:
+        con.execute(
+            f"CREATE OR REPLACE VIEW latest_{name} AS "
+            f"SELECT * FROM {name} WHERE run_id = (SELECT run_id FROM latest_plan_run)"
+        )
+
+
+@conflict_retried
+def write_plan(
+    con: duckdb.DuckDBPyConnection,
+    result: PlanResult,
+    *,
+    scenario: str = "base",
+    launched_by: str = "cli",
+    inputs_fingerprint: str | None = None,
+    input_origin: str | None = None,
+    dagster_run_id: str | None = None,
+    input_warnings: list[str] | None = None,
+) -> dict[str, int]:
+    """Append one run to every plan table atomically; returns rows written per table."""
+    ensure_schema(con)
+    run = {
+        **result.summary(),
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
+        "scenario": scenario,
+        "launched_by": launched_by,
+        "dagster_run_id": dagster_run_id,
+        "inputs_fingerprint": inputs_fingerprint,
+        "input_origin": input_origin,
+        "options": json.dumps(result.options, default=str),
+        "input_warnings": json.dumps(list(input_warnings or [])),
+        "adjustments": json.dumps(result.options.get("adjustments") or {}, default=str),
+        "stale_inputs": json.dumps(
+            (result.options.get("adjustments") or {}).get("stale_inputs") or {}, default=str
+        ),
+    }
+    run = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in run.items()
+    }
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _insert(con, "plan_runs", pd.DataFrame([run]))
+        counts["plan_runs"] = 1
+        for table, attr in DETAIL_TABLES.items():
+            frame = getattr(result, attr)
+            if frame is None or frame.empty:
+                counts[table] = 0
+                continue
+            _insert(con, table, frame.assign(run_id=result.run_id))
+            counts[table] = len(frame)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert a frame by the table's column order (missing columns become NULL)."""
+    columns = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
+    con.from_df(frame.reindex(columns=columns)).insert_into(table)
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, **where: Any) -> dict[str, Any] | None:
+    """The newest plan_runs row matching equality filters (e.g. dagster_run_id=...)."""
+    ensure_schema(con)
+    sql = "SELECT * FROM plan_runs"
+    params: list[Any] = []
+    if where:
+        sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
+        params = list(where.values())
+    cur = con.execute(sql + " ORDER BY created_at DESC LIMIT 1", params)
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
