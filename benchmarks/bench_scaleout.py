@@ -10,8 +10,8 @@ bundled scenario set (default: all): (a) the embedded default, every step in one
 (`execute_in_process`, DuckDB file); (b) `dagster job execute` with `CLINKER_EXECUTOR=celery`,
 two workers (`dagster-celery worker start`, concurrency 1 each) and the DuckLake store on
 PostgreSQL, in databases, a queue and a folder of this run's own, removed afterwards. Reported:
-the whole run's wall time and, for (b), the wall time of the scenario steps from the run's step
-events (first STEP_START to last STEP_SUCCESS) and how many worker processes ran steps.
+each run's wall time, the wall time of its scenario steps from the run's step events (first
+STEP_START to last STEP_SUCCESS) and, for (b), how many worker processes ran steps.
 
 Where the scenarios are solved in one step (one `scenario_comparison` asset), two workers cannot
 split them: the gain can only come from feed steps running side by side, and the cost is the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,30 +36,12 @@ from clinker_pipeline_tests.scaleout import (  # noqa: E402
     missing_services,
     pg_databases,
     start_embedded_run,
+    step_times,
 )
 
 
-def scenario_window(cluster: Cluster) -> tuple[float, int]:
-    """(seconds from the first scenario step's start to the last one's end, worker pids)."""
-    script = (
-        "import json, dagster as dg\n"
-        "inst = dg.DagsterInstance.get()\n"
-        "run_id = inst.get_runs(limit=1)[0].run_id\n"
-        "out = []\n"
-        "for kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):\n"
-        "    for r in inst.all_logs(run_id, of_type=kind):\n"
-        "        out.append([kind.value, r.step_key, r.timestamp, r.dagster_event.pid])\n"
-        "print(json.dumps(out))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    events = json.loads(out.stdout.strip().splitlines()[-1])
+def scenario_window(events: list[list]) -> tuple[float, int]:
+    """(seconds from the first scenario step's start to the last one's end, step processes)."""
     scen = [e for e in events if "scenario" in e[1]]
     starts = [e[2] for e in scen if e[0] == "STEP_START"]
     ends = [e[2] for e in scen if e[0] == "STEP_SUCCESS"]
@@ -91,6 +72,7 @@ def main() -> int:
             print((work / "embedded.log").read_text()[-3000:], file=sys.stderr)
             return 1
         one_process = time.perf_counter() - started
+        one_scenario_s, _ = scenario_window(step_times((work / "embedded.log").read_text()))
 
         with pg_databases("dagster", "lake") as names:
             cluster = Cluster(work, names["dagster"], names["lake"], extra_env=extra)
@@ -103,7 +85,7 @@ def main() -> int:
                 if rc != 0:
                     print(cluster.run_log()[-3000:], file=sys.stderr)
                     return 1
-                scenario_s, processes = scenario_window(cluster)
+                scenario_s, processes = scenario_window(cluster.step_times())
             finally:
                 cluster.stop_workers()
 
@@ -111,12 +93,14 @@ def main() -> int:
     result = {
         "scenarios": n,
         "one_process_wall_s": round(one_process, 1),
+        "one_process_scenario_steps_s": round(one_scenario_s, 1),
         "two_celery_workers_wall_s": round(celery_wall, 1),
         "celery_scenario_steps_s": round(scenario_s, 1),
         "celery_step_processes": processes,
     }
     print(f"scenarios                     {n}")
     print(f"one process (embedded)        {one_process:8.1f} s  whole plan job")
+    print(f"  of which scenario steps     {one_scenario_s:8.1f} s")
     print(f"two Celery workers + DuckLake {celery_wall:8.1f} s  whole plan job")
     print(f"  of which scenario steps     {scenario_s:8.1f} s  ({processes} step processes)")
     if args.json:

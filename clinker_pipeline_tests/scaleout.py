@@ -191,12 +191,17 @@ class Cluster:
 
     def step_pids(self, run_id: str | None = None) -> dict[str, int]:
         """step key -> pid of the process that ran it, from the STEP_START events in PostgreSQL."""
+        return {step: pid for kind, step, _, pid in self.step_times(run_id) if kind == "STEP_START"}
+
+    def step_times(self, run_id: str | None = None) -> list[list]:
+        """[event type, step key, timestamp, pid] of the run's step starts and successes, read
+        from the instance in PostgreSQL (the newest run when `run_id` is None)."""
         script = (
-            "import json, dagster as dg\n"
+            "import dagster as dg\n"
             "inst = dg.DagsterInstance.get()\n"
-            f"run_id = {run_id!r} or inst.get_runs(limit=1)[0].run_id\n"
-            "logs = inst.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)\n"
-            "print(json.dumps({r.step_key: r.dagster_event.pid for r in logs}))\n"
+            "class r:\n"
+            f"    run_id = {run_id!r} or inst.get_runs(limit=1)[0].run_id\n"
+            f"{STEP_TIMES}"
         )
         out = subprocess.run(
             [sys.executable, "-c", script],
@@ -206,7 +211,25 @@ class Cluster:
             timeout=120,
             check=True,
         )
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return step_times(out.stdout)
+
+
+#: Appended to a script that has `inst` and `r.run_id`: prints one JSON line of
+#: [event type, step key, timestamp, pid] for every step start and success.
+STEP_TIMES = (
+    "import json\n"
+    "print('STEP_TIMES ' + json.dumps([[k.value, e.step_key, e.timestamp, e.dagster_event.pid]\n"
+    "    for k in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS)\n"
+    "    for e in inst.all_logs(r.run_id, of_type=k)]))\n"
+)
+
+
+def step_times(output: str) -> list[list]:
+    """The STEP_TIMES line of a script's output."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("STEP_TIMES "):
+            return json.loads(line[len("STEP_TIMES ") :])
+    return []
 
 
 def start_embedded_run(
@@ -224,8 +247,10 @@ def start_embedded_run(
     script = (
         "import dagster as dg\n"
         "from clinker_pipeline.definitions import defs\n"
+        "inst = dg.DagsterInstance.ephemeral()\n"
         "r = defs.resolve_job_def('clinker_plan_job').execute_in_process(\n"
-        "    instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)\n"
+        "    instance=inst, raise_on_error=False)\n"
+        f"{STEP_TIMES}"
         "raise SystemExit(0 if r.success else 1)\n"
     )
     with open(work / "embedded.log", "ab") as log:
