@@ -3,7 +3,7 @@
 EIA's API has traps that lose data or hide failures without raising:
 
 * the API key is read from the query string only (a header is ignored and the call fails as
-  API_KEY_MISSING), so it goes in as the `api_key` query parameter and is registered as a secret;
+  API_KEY_MISSING), so it goes in as the `api_key` query parameter, a secret of this client only;
 * without `data[0]=value` the answer has dimension columns and no prices, and an unknown facet
   value is a 200 with zero rows, not an error (the caller sees an empty table and says so);
 * one JSON answer holds at most 5000 rows and `response.total` is a *string*; a longer answer is
@@ -319,7 +319,9 @@ class EiaClient:
             status = int(code) if code and code.isdigit() else _CODE_STATUS.get(code or "")
             said = f"{code}: {message}" if code and not code.isdigit() else message
             raise SourceUnavailable(
-                self._message(route, f"HTTP 200 but the body is an EIA error - {said}"),
+                self._message(
+                    route, f"HTTP 200 but the body is an EIA error - {self.transport.scrub(said)}"
+                ),
                 status=status,
             )
         response = payload.get("response") if isinstance(payload, Mapping) else None

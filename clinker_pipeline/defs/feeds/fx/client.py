@@ -18,7 +18,7 @@ Frankfurter's v1 API is deprecated but stable and is what mirrors serve; the tra
   `timeseries` reads it as the one-day series it is instead of mistaking the currency for a day.
 
 The upstream needs no key. A private mirror may: `live(api_key=...)` sends it as the query
-parameter `api_key`, registered as a secret so it never reaches a message or a log record.
+parameter `api_key`, a secret of this client only, so it never reaches a message or a log record.
 """
 
 from __future__ import annotations
