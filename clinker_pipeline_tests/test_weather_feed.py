@@ -537,7 +537,7 @@ def test_onecall_without_a_usable_zone_is_refused_not_taken_as_ist(
     days, problems = parse_onecall_daily(body, "GU_004")
 
     assert days.empty and list(days.columns) == [*DAILY_COLUMNS, "alerts"]
-    assert len(problems) == 1 and problems[0].severity == "ERROR"
+    assert len(problems) == 1 and problems[0].severity == "WARN"  # the outlook is not planned on
     assert expected in problems[0].message and "no daily weather" in problems[0].message
 
 

@@ -272,8 +272,8 @@ def parse_onecall_daily(payload: Mapping, plant_code: str) -> tuple[pd.DataFrame
     Differences from the 2.5 steps handled here: `daily[].rain`/`snow` are plain numbers (mm for
     the day), wind is flat (`wind_speed`, `wind_gust`), `temp` is a block (min, max, and morn/day/
     eve/night whose mean is `temp_mean_c`). The day is the local date of `dt` using the payload's
-    `timezone_offset`, else its `timezone` name; a payload with neither is refused (one ERROR, no
-    rows), never read as IST. Only daily totals are known, so the closure rule is applied to the day's
+    `timezone_offset`, else its `timezone` name; a payload with neither is refused (no rows, one
+    WARN: the outlook informs planners, the plan does not depend on it), never read as IST. Only daily totals are known, so the closure rule is applied to the day's
     mean 3-hour rate: a day with rain >= 8 x 7.5 mm, or a mean wind at gale force, counts 24
     closed hours; heavy-rain hours likewise. `alerts` counts the alerts whose [start, end)
     overlaps the local day.
@@ -300,6 +300,7 @@ def parse_onecall_daily(payload: Mapping, plant_code: str) -> tuple[pd.DataFrame
                 None,
                 zone.column,
                 f"{zone}; days cannot be placed in local time, so no daily weather for the plant",
+                severity="WARN",  # One Call only informs weather_outlook: the plan goes on
                 value=None if zone.value is None else str(zone.value),
                 record=_raw({k: v for k, v in payload.items() if k != "daily"}),
             )
