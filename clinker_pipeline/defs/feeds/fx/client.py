@@ -104,7 +104,11 @@ class FxClient:
     def timeseries(
         self, start: date, end: date, base: str = "USD", quote: str = "INR"
     ) -> dict[str, Any]:
-        """GET /v1/{start}..{end}?base=&symbols=: every published day of the range."""
+        """GET /v1/{start}..{end}?base=&symbols=: every published day of the range.
+
+        Always in the time-series shape: a one-day `latest`-shaped answer comes back as the
+        one-day series it stands for (see `_single_day_as_series`).
+        """
         if end < start:
             raise ValueError(f"end {end} is before start {start}")
         base, quote = _code(base), _code(quote)
