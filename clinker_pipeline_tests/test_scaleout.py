@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -36,7 +35,7 @@ from clinker_pipeline_tests.scaleout import (
 )
 
 SAMPLE = Path(__file__).resolve().parents[1] / "clinker_pipeline" / "sample_data"
-SECRET = "s3cr3t-" + uuid.uuid4().hex[:8]
+SECRET = "s3cr3t-catalog-7f3a9c"  # fixed: xdist workers must collect the same test ids
 
 
 # --- settings and connection strings (no server) ------------------------------------------
@@ -49,6 +48,7 @@ SECRET = "s3cr3t-" + uuid.uuid4().hex[:8]
         f"dbname=lake host=db.example port=5433 user=clinker password={SECRET} sslmode=require",
         f"dbname=lake host=db.example port=5433 user=clinker password='{SECRET}' sslmode=require",
     ],
+    ids=["url", "libpq", "libpq-quoted"],
 )
 def test_catalog_password_is_cut_out_of_the_connection_string(catalog):
     libpq, password = split_password(catalog)
