@@ -75,3 +75,24 @@ def plain_value(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def has_columns(df: pd.DataFrame, *columns: str) -> bool:
+    """Whether the range rules can run at all (a missing column is already a structure ERROR)."""
+    return all(column in df.columns for column in columns)
+
+
+def equals(series: pd.Series, value: str) -> pd.Series:
+    """Plain bool mask (a missing code is simply not equal, rather than an NA mask)."""
+    return series.eq(value).fillna(False).astype(bool)
+
+
+def plausibility_problems(
+    schema: pa.DataFrameSchema, rows: pd.DataFrame, table: str, source: str
+) -> list[Problem]:
+    """WARN problems of `rows` (one series of a table) under a plausibility `schema`."""
+    if rows.empty:
+        return []
+    return pandera_problems(
+        schema, rows, table_name=table, source=source, severity="WARN", rule="plausibility"
+    )
