@@ -361,6 +361,10 @@ def test_parse_fx_quarantines_bad_days_with_the_raw_record() -> None:
     schema = [p for p in fx_problems(frame, "FX USD/INR") if p.severity == "ERROR"]
     assert sorted((p.row, p.column) for p in schema) == [(4, "rate"), (5, "rate")]
     assert all("> 0" in p.message for p in schema)
+    assert [p.record for p in schema] == [
+        {"date": "2024-01-05", "rates": {"INR": 0}},
+        {"date": "2024-01-08", "rates": {"INR": -83.0}},
+    ]
 
 
 def test_fx_sample_mode_runs_the_same_client_and_parsers() -> None:

@@ -1,7 +1,7 @@
 """How every external feed asset fetches, validates, stores and falls back: one shape for all.
 
 A feed asset supplies a `fetch` function (client call + parsing + schema checks, no Dagster);
-this module does the rest identically for weather, diesel, FX, indicators and market prices:
+this module does the rest identically for every declared feed:
 quarantine every problem with its raw record, write history or snapshot tables, record the
 outcome in `feed_status`, and report three checks:
 - `structure_valid` (ERROR, blocking): the payload's shape and types; the plan never runs on it;

@@ -48,7 +48,7 @@ class HealthProbe:
 class FeedSpec:
     name: str  # the feed in feed_status, quarantine and the data-quality report
     asset: str
-    what: str  # how the checks name one record ("diesel price")
+    what: str  # how the checks name one record ("FX", "cement price")
     description: str
     kinds: frozenset[str]
     resources: Mapping[str, type[SourceResource]]  # resource key -> class (env vars on the class)

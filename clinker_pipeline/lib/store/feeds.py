@@ -1,9 +1,9 @@
 """External feed tables in DuckDB: kept history, current snapshots, and each fetch's outcome.
 
 Two storage rules, chosen per table:
-- history tables (diesel, FX, indicators, cement prices) are upserted by their natural key, so
+- history tables (a feed declares them with their keys) are upserted by their natural key, so
   a provider's revision replaces the old figure and the past stays for trends and volatility;
-- snapshot tables (weather forecast, road availability, market statistics) are replaced whole,
+- snapshot tables (a forecast, derived statistics) are replaced whole,
   but only after a successful fetch: when a source is down, the last good snapshot stays and
   `feed_status` says so, which is how the plan learns its inputs were stale.
 """

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.lib.feed_checks import RAW_RECORDS
 from clinker_pipeline.lib.values import iso_date, number, sorted_by
 
 FX_TABLE = "fx_rates"
@@ -50,12 +51,16 @@ def parse_fx_timeseries(
     if not isinstance(rates, Mapping):
         return empty_fx(), [_fx_whole(base, quote, "rates", "payload has no 'rates' object")]
     rows: list[dict[str, Any]] = []
+    raw: dict[int, dict[str, Any]] = {}
     for position, (day, entry) in enumerate(rates.items(), start=1):
-        row, found = _fx_row(day, entry, base, quote, position, {"date": day, "rates": entry})
+        raw[position] = {"date": day, "rates": entry}
+        row, found = _fx_row(day, entry, base, quote, position, raw[position])
         problems += found
         if row is not None:
             rows.append(row)
-    return _fx_frame(rows), problems
+    frame = _fx_frame(rows)
+    frame.attrs[RAW_RECORDS] = raw  # the schema's problems quarantine what arrived
+    return frame, problems
 
 
 def parse_fx_latest(
@@ -72,7 +77,9 @@ def parse_fx_latest(
     if not isinstance(rates, Mapping):
         return empty_fx(), [_fx_whole(base, quote, "rates", "payload has no 'rates' object")]
     row, found = _fx_row(payload.get("date"), rates, base, quote, 1, dict(payload))
-    return _fx_frame([row] if row is not None else []), problems + found
+    frame = _fx_frame([row] if row is not None else [])
+    frame.attrs[RAW_RECORDS] = {1: dict(payload)}
+    return frame, problems + found
 
 
 def latest_rate(fx: pd.DataFrame, on: date | None = None) -> tuple[date, float]:
