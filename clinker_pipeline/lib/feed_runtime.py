@@ -252,15 +252,25 @@ def utc_now() -> datetime:
 def drop_error_rows(
     frame: pd.DataFrame, problems: list[Problem], keys: tuple[str, ...]
 ) -> pd.DataFrame:
-    """Rows named by an ERROR problem (matched on `keys` of its record) leave the stored table;
-    they are in the quarantine, and a value the planner cannot trust must not wait in a
-    snapshot for a later run."""
+    """Rows named by an ERROR problem leave the stored table; they are in the quarantine, and a
+    value the planner cannot trust must not wait in a snapshot for a later run.
+
+    A problem names its row by `keys` of its record, or, when the frame numbers its rows with a
+    `source_row` that is not part of `keys`, by its row: a schema problem carrying the raw record
+    as it arrived (`RAW_RECORDS`) may not spell the table's keys.
+    """
+    errors = [p for p in problems if p.severity == "ERROR"]
     bad = {
         tuple(str(p.record.get(k)) for k in keys)
-        for p in problems
-        if p.severity == "ERROR" and p.record and all(k in p.record for k in keys)
+        for p in errors
+        if p.record and all(k in p.record for k in keys)
     }
-    if not bad or frame.empty:
+    by_row = "source_row" in frame.columns and "source_row" not in keys
+    bad_rows = {p.row for p in errors if p.row is not None} if by_row else set()
+    if not (bad or bad_rows) or frame.empty:
         return frame
     mine = frame[list(keys)].astype(str).apply(tuple, axis=1)
-    return frame[~mine.isin(bad)].reset_index(drop=True)
+    drop = mine.isin(bad)
+    if bad_rows:
+        drop |= frame["source_row"].isin(bad_rows)
+    return frame[~drop].reset_index(drop=True)
