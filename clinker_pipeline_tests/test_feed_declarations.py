@@ -15,11 +15,11 @@ import pytest
 
 from clinker_pipeline.cli import main
 from clinker_pipeline.definitions import defs
-from clinker_pipeline.defs.feeds.spec import FEED_TAG, discover_feeds, feed_assets
+from clinker_pipeline.defs.feeds.spec import discover_feeds, feed_assets
 from clinker_pipeline.defs.planning.assets import FEED_INPUTS
 from clinker_pipeline.defs.quality.assets import ASSET_FEED
 from clinker_pipeline.defs.resources import build_resources, source_resources
-from clinker_pipeline.lib.feed_runtime import FEED_CHECK_NAMES
+from clinker_pipeline.lib.feed_runtime import FEED_CHECK_NAMES, FEED_TAG
 from clinker_pipeline_tests.helpers import REPO
 
 SPECS = discover_feeds()
@@ -184,3 +184,16 @@ def test_package_has_no_hand_kept_feed_registry():
     text = "\n".join(p.read_text() for p in package.rglob("*.py"))
     for name in ("EXTERNAL_ASSETS", "EXTERNAL_FEEDS"):
         assert name not in text
+
+
+def test_the_plan_input_source_resolves_at_run_time(no_source_env, monkeypatch):
+    from clinker_pipeline.errors import InvalidSetting
+
+    erp = build_resources()["erp"]
+    monkeypatch.delenv("CLINKER_INPUT_SOURCE", raising=False)
+    assert erp.plan_input_source() == "files"
+    monkeypatch.setenv("CLINKER_INPUT_SOURCE", " ERP ")
+    assert erp.plan_input_source() == "erp"
+    monkeypatch.setenv("CLINKER_INPUT_SOURCE", "sap")
+    with pytest.raises(InvalidSetting, match="CLINKER_INPUT_SOURCE"):
+        erp.plan_input_source()

@@ -18,6 +18,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.erp.mapping import ErpMapping, sample_mapping_path
+from clinker_pipeline.errors import InvalidSetting
 from clinker_pipeline.instance import Instance, load_instance, sample_instance_path
 from clinker_pipeline.lib.env_resource import Env, EnvResource
 
@@ -40,11 +41,23 @@ class InstanceFiles(dg.ConfigurableResource):
 class ErpSettings(EnvResource):
     """Where the ERP mapping (SAP plant -> node, clinker material, IBP key figure) lives."""
 
-    ENV: ClassVar = {"mapping_path": Env("CLINKER_ERP_MAPPING")}
+    ENV: ClassVar = {
+        "mapping_path": Env("CLINKER_ERP_MAPPING"),
+        "input_source": Env("CLINKER_INPUT_SOURCE", "files"),
+    }
     mapping_path: str | None = None  # unset: the bundled sample mapping
+    # where the plan's plants, stock, demand and capacity come from ("files" or "erp"): the
+    # default of the plan's config, resolved when the plan runs rather than at import
+    input_source: str | None = None
 
     def mapping(self) -> ErpMapping:
         return ErpMapping.load(self.setting("mapping_path") or sample_mapping_path())
+
+    def plan_input_source(self) -> str:
+        value = str(self.setting("input_source")).strip().lower()
+        if value not in ("files", "erp"):
+            raise InvalidSetting(f"CLINKER_INPUT_SOURCE must be 'files' or 'erp', got {value!r}")
+        return value
 
 
 class TelemetrySettings(EnvResource):

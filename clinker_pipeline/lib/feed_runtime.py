@@ -46,6 +46,10 @@ STRUCTURE_CHECK = "structure_valid"
 PLAUSIBLE_CHECK = "values_plausible"
 FRESH_CHECK = "data_fresh"
 FEED_CHECK_NAMES = (STRUCTURE_CHECK, PLAUSIBLE_CHECK, FRESH_CHECK)
+#: Tag naming the data-quality feed of an asset (external feeds and ERP alike).
+FEED_TAG = "clinker/feed"
+#: Plant time, no DST: a cron tick never moves or repeats.
+TIMEZONE = "Asia/Kolkata"
 
 
 def feed_checks(asset: str, what: str) -> list[dg.AssetCheckSpec]:

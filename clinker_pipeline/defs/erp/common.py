@@ -15,11 +15,10 @@ from dagster_duckdb import DuckDBResource
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.validate import schema_problems
 from clinker_pipeline.lib.checks import problem_check_result
+from clinker_pipeline.lib.feed_runtime import FEED_TAG, TIMEZONE
 from clinker_pipeline.lib.markdown import to_markdown
 from clinker_pipeline.lib.store.quarantine import quarantine_problems
 
-FEED_TAG = "clinker/feed"  # the data-quality feed of an asset (as on the external feeds)
-TIMEZONE = "Asia/Kolkata"
 DAILY = "0 2 * * *"  # master data, demand and capacity: nightly at 02:00 IST
 
 GROUP = "erp"

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from clinker_pipeline.lib.feed_runtime import FEED_TAG, TIMEZONE, feed_checks
+
 if TYPE_CHECKING:
     from dagster_duckdb import DuckDBResource
 
     from clinker_pipeline.lib.feed_runtime import FeedOutcome
     from clinker_pipeline.lib.source_resource import SourceResource
 
-TIMEZONE = "Asia/Kolkata"  # plant time, no DST: a cron tick never moves or repeats
 OWNERS = ("team:planning",)
 GROUP = "external"
 
@@ -132,9 +133,6 @@ def feed_of_asset() -> dict[str, str]:
     return {spec.asset: spec.name for spec in discover_feeds()}
 
 
-FEED_TAG = "clinker/feed"
-
-
 def feed_asset(spec: FeedSpec):
     """The asset decorator of a feed, everything taken from its spec.
 
@@ -142,8 +140,6 @@ def feed_asset(spec: FeedSpec):
     and its failed freshness check but no materialization, so the output and the checks that did
     not run must be optional (`skippable`, `can_subset`).
     """
-    from clinker_pipeline.lib.feed_runtime import feed_checks
-
     return dg.multi_asset(
         name=spec.asset,
         specs=[
