@@ -13,7 +13,11 @@ from clinker_pipeline.instance.io import read_raw
 from clinker_pipeline.instance.parse import empty_table, parse_table
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.tables import TABLES, TABLES_BY_NAME
-from clinker_pipeline.instance.validate import reference_problems, schema_problems
+from clinker_pipeline.instance.validate import (
+    horizon_problems,
+    reference_problems,
+    schema_problems,
+)
 
 
 @dataclass
@@ -96,6 +100,7 @@ def validate_instance(
                 problems.append(p)
     if not structural:
         problems.extend(reference_problems(tables, sources))
+        problems.extend(horizon_problems(tables, sources))
     order = {spec.name: i for i, spec in enumerate(TABLES)}
     problems.sort(key=lambda p: (order.get(p.table, 99), p.row or 0, p.column or ""))
     return Instance(tables=tables, sources=sources, origin=origin, problems=problems)
