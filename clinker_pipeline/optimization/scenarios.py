@@ -3,9 +3,11 @@
 The contract (spec "Feed-driven adjustments") keeps the model itself fixed and moves its data:
 - fuel: road (T1) freight scales by `1 + fuel_share * (diesel_now / diesel_base - 1)`;
 - weather: a road-availability factor per origin plant and period multiplies that plant's T1
-  dispatch caps, and adds a cap of `availability * capacity` where the plant has none;
+  dispatch rows (caps L, and the committed flows G and E, which a shut road cannot carry either),
+  and adds a cap of `availability * capacity` where the plant has none;
 - telemetry: a live plant outage or silo reading replaces CAPACITY or OPENING STOCK of the
-  current period;
+  current period: in period 1 the reading is the opening stock, in a later period it fixes the
+  closing stock of the period before; outside the horizon it is refused (recorded, not applied);
 - named scenarios (base, demand +x %, plant outage, fuel shock, monsoon) are data, read from a
   JSON file, so adding one is an edit, not a release.
 
@@ -177,6 +179,8 @@ class FeedInputs:
     periods: Sequence[PeriodWindow] | None = None  # the planning calendar
     capacity_overrides: pd.DataFrame | None = None  # iu_code, time_period, capacity, reason
     opening_stock_overrides: pd.DataFrame | None = None  # iugu_code, opening_stock, reason
+    # the planning period "now" falls in, which live readings describe; None: outside the horizon
+    current_period: int | None = 1
     stale: dict[str, str] = field(default_factory=dict)  # feed -> why its data is old
 
 
@@ -237,22 +241,60 @@ def _telemetry(out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict) -
         applied["capacity_overrides"] = changed
     stock = feeds.opening_stock_overrides
     if stock is not None and len(stock):
-        table = out["opening_stock"]
-        changed = []
-        for row in stock.itertuples(index=False):
+        applied["opening_stock_overrides"] = _silo_stock(out, stock, feeds.current_period)
+
+
+def _silo_stock(out: dict[str, pd.DataFrame], stock: pd.DataFrame, period: int | None) -> list:
+    """A silo reading is the stock at the start of the current period (contract: "for the
+    current period"). In period 1 that is OPENING STOCK; in period p > 1 the stock carried out of
+    p - 1, so the reading fixes that period's closing stock (MIN = MAX = reading). Outside the
+    horizon no period starts from it: the reading is recorded as refused."""
+    horizon = set(out["clinker_demand"]["time_period"].dropna().astype(int)) | set(
+        out["clinker_capacity"]["time_period"].dropna().astype(int)
+    )
+    changed = []
+    for row in stock.itertuples(index=False):
+        reason = str(getattr(row, "reason", "telemetry"))
+        entry = {"iugu_code": row.iugu_code, "to_t": float(row.opening_stock), "reason": reason}
+        if period is None or (horizon and period not in horizon):
+            changed.append({**entry, "refused": "the current time is outside the plan horizon"})
+            continue
+        if period == 1:
+            table = out["opening_stock"]
             mask = table["iugu_code"] == row.iugu_code
             if mask.any():
                 before = float(table.loc[mask, "opening_stock"].iloc[0])
                 table.loc[mask, "opening_stock"] = float(row.opening_stock)
-                changed.append(
+                changed.append({**entry, "time_period": 1, "from_t": before})
+            continue
+        bounds = out["closing_stock_bounds"]
+        mask = (bounds["iugu_code"] == row.iugu_code) & (bounds["time_period"] == period - 1)
+        value = float(row.opening_stock)
+        if mask.any():
+            before = float(bounds.loc[mask, "min_close_stock"].iloc[0])
+            bounds.loc[mask, ["min_close_stock", "max_close_stock"]] = value
+        else:
+            before = None
+            extra = pd.DataFrame(
+                [
                     {
                         "iugu_code": row.iugu_code,
-                        "from_t": before,
-                        "to_t": float(row.opening_stock),
-                        "reason": str(getattr(row, "reason", "telemetry")),
+                        "time_period": period - 1,
+                        "min_close_stock": value,
+                        "max_close_stock": value,
                     }
-                )
-        applied["opening_stock_overrides"] = changed
+                ]
+            ).astype({c: bounds[c].dtype for c in ("iugu_code", "time_period")})
+            out["closing_stock_bounds"] = bounds = pd.concat([bounds, extra], ignore_index=True)
+        changed.append(
+            {
+                **entry,
+                "time_period": period,
+                "from_t": before,
+                "fixes": f"closing stock of period {period - 1}",
+            }
+        )
+    return changed
 
 
 def _demand(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> None:
@@ -387,21 +429,29 @@ def _weather(
     shut = table[(table["availability"] < 1 - 1e-9) & table["plant_code"].isin(ius)]
     constraints = out["flow_constraints"]
     capacity = out["clinker_capacity"].set_index(["iu_code", "time_period"])["capacity"]
-    scaled = added = 0
+    scaled = added = commitments_scaled = 0
     new_rows = []
     for row in shut.itertuples(index=False):
         plant, period, factor = row.plant_code, int(row.time_period), float(row.availability)
-        road_caps = (
+        road_rows = (
             (constraints["iu_code"] == plant)
             & (constraints["transport_code"] == ROAD)
             & (constraints["time_period"] == period)
-            & (constraints["bound_typeid"] == "L")
         )
+        road_caps = road_rows & (constraints["bound_typeid"] == "L")
         if road_caps.any():
             constraints.loc[road_caps, "value"] = (
                 constraints.loc[road_caps, "value"].astype(float) * factor
             )
             scaled += int(road_caps.sum())
+        # A committed road flow (E: exactly, G: at least) cannot exceed what the open road
+        # carries: scaled like the caps, the monsoon serves less instead of turning infeasible.
+        commitments = road_rows & constraints["bound_typeid"].isin(["E", "G"])
+        if commitments.any():
+            constraints.loc[commitments, "value"] = (
+                constraints.loc[commitments, "value"].astype(float) * factor
+            )
+            commitments_scaled += int(commitments.sum())
         plant_cap = road_caps & constraints["iugu_code"].isna()
         if not plant_cap.any() and (plant, period) in capacity.index:
             new_rows.append(
@@ -431,6 +481,7 @@ def _weather(
         else 1.0,
         "road_caps_scaled": scaled,
         "road_caps_added": added,
+        "road_commitments_scaled": commitments_scaled,
         "closure_beyond_forecast": {k: v for k, v in sorted(closure.items())},
     }
     return table

@@ -247,6 +247,7 @@ def read_feed_inputs(
             )
             feeds.capacity_overrides = caps if len(caps) else None
             feeds.opening_stock_overrides = stock if len(stock) else None
+            feeds.current_period = window.period if window else None
     return feeds
 
 
