@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -426,9 +427,41 @@ def _quality_report(instance: Any, run_id: str, database: str) -> Any:
         return None
 
 
+def _failed_steps(result: Any) -> list[tuple[str, str]]:
+    """(step, the root cause in one line) for every failed step of an in-process run.
+
+    Dagster wraps a step's exception ("Error occurred while executing op ..."); the cause at the
+    bottom of the chain is what the user can act on. Its class name is dropped unless it is all
+    there is ("dagster...Failure: weather: ..." -> "weather: ...").
+    """
+    out = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = " ".join((error.message if error else "").split()) or "no message"
+        head, _, rest = text.partition(": ")
+        if rest and re.fullmatch(r"[\w.]+", head):
+            text = rest
+        out.append((event.step_key, text))
+    return out
+
+
+def _failure_details(result: Any) -> list[str]:
+    lines = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        if error is not None:
+            lines.append(f"--- {event.step_key}")
+            lines.extend(error.to_string().rstrip().splitlines())
+    return lines
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize every asset in-process, as the scheduled job would, and print the plan."""
     if args.input:
+        if not Path(args.input).exists():
+            raise InvalidInstance(f"--input {args.input}: no such file or directory")
         os.environ["CLINKER_INSTANCE_PATH"] = str(Path(args.input).resolve())
     if args.duckdb:
         os.environ["CLINKER_DUCKDB_PATH"] = args.duckdb
@@ -446,9 +479,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan_config["input_source"] = args.source
     run_config = {
         "ops": {"clinker_plan": {"config": plan_config}},
-        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "WARNING"}}},
+        # Dagster's console logger prints each failed step's stack trace at ERROR; the summary
+        # below names what failed in one line, and -v shows Dagster's full log.
+        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
     }
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    failed_steps = _failed_steps(result)
     failed_checks = [
         e
         for e in result.get_asset_check_evaluations()
@@ -463,12 +499,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception:
         plan = None
     if plan is None:
+        if failed_steps:
+            step, message = failed_steps[0]
+            why = f"step {step} failed ({message})"
+            if args.verbose:
+                for line in _failure_details(result):
+                    print(line, file=sys.stderr)
+            else:
+                why += "; `clinker -v run` shows the details"
+            print(f"error: the plan was not built: {why}", file=sys.stderr)
+            return EXIT_NO_PLAN
         print(
-            "the plan was not built: the input checks above failed (see the quarantine table, "
-            "or run `clinker validate` on the instance)",
+            "error: the plan was not built: the input checks above failed (see the quarantine "
+            "table, or run `clinker validate --warnings` on the instance)",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    for step, message in failed_steps:  # after the plan (scenarios, quality): the plan stands
+        print(f"step failed: {step}: {message}", file=sys.stderr)
     print(
         f"Materialized {len(result.get_asset_materialization_events())} assets "
         f"(Dagster run {result.run_id})."
