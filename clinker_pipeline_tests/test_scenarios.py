@@ -228,8 +228,9 @@ def test_scenario_file_errors(tmp_path, tables):
         ScenarioSet.load(tmp_path / "missing.json")
     with pytest.raises(ScenarioError, match="no scenario named 'nope'"):
         ScenarioSet.load().get("nope")
-    with pytest.raises(ScenarioError, match="no capacity rows"):
-        apply_adjustments(tables, FeedInputs(), Scenario("o", outages=(Outage("GU_001"),)))
+    # one scenario set serves every instance: an outage of a plant this one lacks is recorded
+    outage = apply_adjustments(tables, FeedInputs(), Scenario("o", outages=(Outage("GU_001"),)))
+    assert "no capacity rows for GU_001" in outage.applied["not_applied"]["outage GU_001"]
     with pytest.raises(ScenarioError, match="no diesel price"):
         apply_adjustments(tables, FeedInputs(), Scenario("f", diesel_factor=1.2))
 
@@ -316,3 +317,42 @@ def test_monsoon_scales_committed_road_flows_and_serves_less_instead_of_infeasib
     e_row = rows[(rows["bound_typeid"] == "E") & (rows["iu_code"] == lane["from_code"])]
     assert e_row["value"].tolist() == [pytest.approx(8_000.0)]
     assert adjusted.applied["weather"]["road_commitments_scaled"] >= 1
+
+
+# --- issue 11: a feed that cannot apply to an instance says so and the plan goes on
+
+
+def test_feeds_that_cannot_apply_are_recorded_not_applied(tables):
+    """The public datasets have no coordinates; the stored forecast belongs to another instance
+    with the same plant codes: it must not cap this one's roads."""
+    rainy = pd.concat(
+        [
+            _steps(code, 25.0, datetime(2026, 12, 1, tzinfo=UTC), 40)
+            for code in tables["plants"]["iugu_code"]
+        ],
+        ignore_index=True,
+    )
+    no_xy = {**tables, "plants": tables["plants"].assign(latitude=None, longitude=None)}
+    feeds = FeedInputs(periods=PERIODS, weather_steps=rainy)
+    out = apply_adjustments(no_xy, feeds, None, SETTINGS)
+    pd.testing.assert_frame_equal(out.tables["flow_constraints"], tables["flow_constraints"])
+    assert out.applied["not_applied"]["weather"].startswith(
+        "no plant of this instance has coordinates"
+    )
+    # same plant codes with coordinates: the forecast applies
+    assert "not_applied" not in apply_adjustments(tables, feeds, None, SETTINGS).applied
+
+    rail_only = {
+        **tables,
+        "logistics_lanes": tables["logistics_lanes"].query("transport_code != 'T1'"),
+    }
+    feeds = FeedInputs(periods=PERIODS, weather_steps=rainy, diesel_inr_per_litre=95.0)
+    out = apply_adjustments(rail_only, feeds, None, SETTINGS)
+    assert out.applied["not_applied"]["weather"] == (
+        "the instance has no road (T1) lanes: nothing to cap"
+    )
+    assert "no road (T1) lanes" in out.applied["not_applied"]["fuel"]
+
+    strangers = FeedInputs(opening_stock_overrides=_silo("GU_999", 10.0))
+    out = apply_adjustments(tables, strangers, None, SETTINGS)
+    assert out.applied["not_applied"]["telemetry"].endswith("GU_999")

@@ -209,17 +209,44 @@ def apply_adjustments(
     settings.check()
     out = {name: table.copy() for name, table in tables.items()}
     applied: dict[str, Any] = {"scenario": scenario.name}
-    _telemetry(out, feeds, applied)
+    # feed -> why it cannot apply to this instance (no coordinates, no road lanes, a plant the
+    # instance does not have): the plan goes on without it and says so
+    not_applied: dict[str, str] = {}
+    _telemetry(out, feeds, applied, not_applied)
     _demand(out, scenario, applied)
-    _outages(out, scenario, applied)
-    _fuel(out, feeds, scenario, settings, applied)
-    availability = _weather(out, feeds, scenario, applied)
+    _outages(out, scenario, applied, not_applied)
+    _fuel(out, feeds, scenario, settings, applied, not_applied)
+    availability = _weather(out, feeds, scenario, applied, not_applied)
     if feeds.stale:
         applied["stale_inputs"] = dict(sorted(feeds.stale.items()))
+    if not_applied:
+        applied["not_applied"] = dict(sorted(not_applied.items()))
     return Adjusted(out, applied, availability)
 
 
-def _telemetry(out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict) -> None:
+def _road_lanes(out: dict[str, pd.DataFrame]) -> pd.Series:
+    lanes = out["logistics_lanes"]
+    return (lanes["transport_code"] == ROAD) & (lanes["from_code"] != lanes["to_code"])
+
+
+def _unknown(codes: pd.Series, known: pd.Series) -> list[str]:
+    return sorted(set(codes.dropna().astype(str)) - set(known.dropna().astype(str)))
+
+
+def _telemetry(
+    out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict, not_applied: dict
+) -> None:
+    strangers = []
+    for frame, column in (
+        (feeds.capacity_overrides, "iu_code"),
+        (feeds.opening_stock_overrides, "iugu_code"),
+    ):
+        if frame is not None and len(frame):
+            strangers += _unknown(frame[column], out["plants"]["iugu_code"])
+    if strangers:
+        not_applied["telemetry"] = "readings of plants this instance does not have: " + ", ".join(
+            sorted(set(strangers))
+        )
     cap = feeds.capacity_overrides
     if cap is not None and len(cap):
         table = out["clinker_capacity"]
@@ -317,7 +344,9 @@ def _demand(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> 
     }
 
 
-def _outages(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> None:
+def _outages(
+    out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict, not_applied: dict
+) -> None:
     if not scenario.outages:
         return
     capacity = out["clinker_capacity"]
@@ -325,9 +354,11 @@ def _outages(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) ->
     record = []
     for outage in scenario.outages:
         if outage.plant not in known:
-            raise ScenarioError(
-                f"scenario {scenario.name!r}: outage plant {outage.plant!r} has no capacity rows"
+            # a scenario set is shared by every instance the pipeline plans
+            not_applied[f"outage {outage.plant}"] = (
+                f"scenario {scenario.name!r}: this instance has no capacity rows for {outage.plant}"
             )
+            continue
         mask = capacity["iu_code"] == outage.plant
         if outage.periods:
             mask &= capacity["time_period"].isin(outage.periods)
@@ -345,6 +376,7 @@ def _fuel(
     scenario: Scenario,
     settings: AdjustmentSettings,
     applied: dict,
+    not_applied: dict,
 ) -> None:
     if feeds.diesel_inr_per_litre is None:
         if scenario.diesel_factor != 1.0:
@@ -356,6 +388,8 @@ def _fuel(
     index = fuel_index(diesel_now, settings.diesel_base_inr_per_litre, settings.fuel_share)
     lanes = out["logistics_lanes"]
     road = lanes["transport_code"] == ROAD
+    if not _road_lanes(out).any():
+        not_applied["fuel"] = "the instance has no road (T1) lanes: diesel changes no freight"
     lanes.loc[road, "freight_cost"] = lanes.loc[road, "freight_cost"].astype(float) * index
     applied["fuel"] = {
         "diesel_inr_per_litre": round(diesel_now, 4),
@@ -418,13 +452,41 @@ def road_availability_table(
     return table
 
 
+def _forecast_for_instance(
+    plants: pd.DataFrame, steps: pd.DataFrame | None, not_applied: dict
+) -> pd.DataFrame | None:
+    """The stored forecast steps of this instance's located plants only: the forecast table may
+    hold another instance's plants under the same codes (IU_001 is in every dataset)."""
+    if steps is None or not len(steps):
+        return steps
+    has_xy = {"latitude", "longitude"} <= set(plants.columns)
+    located = plants.dropna(subset=["latitude", "longitude"]) if has_xy else plants.iloc[0:0]
+    mine = steps[steps["plant_code"].isin(set(located["iugu_code"]))]
+    if mine.empty:
+        not_applied["weather"] = (
+            "no plant of this instance has coordinates (LATITUDE/LONGITUDE)"
+            if located.empty
+            else "the forecast covers none of this instance's plants"
+        ) + "; road availability not applied"
+        return None
+    return mine
+
+
 def _weather(
-    out: dict[str, pd.DataFrame], feeds: FeedInputs, scenario: Scenario, applied: dict
+    out: dict[str, pd.DataFrame],
+    feeds: FeedInputs,
+    scenario: Scenario,
+    applied: dict,
+    not_applied: dict,
 ) -> pd.DataFrame:
     closure = _closure_by_plant(out["plants"], scenario)
-    if feeds.periods is None or (feeds.weather_steps is None and not closure):
+    steps = _forecast_for_instance(out["plants"], feeds.weather_steps, not_applied)
+    if feeds.periods is None or (steps is None and not closure):
         return pd.DataFrame()
-    table = road_availability_table(out["plants"], feeds.periods, feeds.weather_steps, closure)
+    if not _road_lanes(out).any():
+        not_applied["weather"] = "the instance has no road (T1) lanes: nothing to cap"
+        return pd.DataFrame()
+    table = road_availability_table(out["plants"], feeds.periods, steps, closure)
     ius = set(out["clinker_capacity"]["iu_code"])
     shut = table[(table["availability"] < 1 - 1e-9) & table["plant_code"].isin(ius)]
     constraints = out["flow_constraints"]
