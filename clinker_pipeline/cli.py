@@ -303,25 +303,33 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if output is not None:
         import duckdb
 
+        from clinker_pipeline.defs.analytics import ensure_analyst_tables
         from clinker_pipeline.lib.store.plan_store import write_plan
+        from clinker_pipeline.lib.store.snapshot import publish_snapshot
+
+        def publish(con: Any) -> None:
+            ensure_analyst_tables(con)
+            write_plan(
+                con,
+                result,
+                launched_by="cli",
+                inputs_fingerprint=instance.fingerprint(),
+                input_origin=str(path),
+                input_warnings=warnings,
+                instance_name=instance.name,
+            )
+            if _owns_snapshot(output):  # analysts read the snapshot: keep it current
+                publish_snapshot(con, output)
 
         try:
-            _write_waiting(
-                output,
-                lambda con: write_plan(
-                    con,
-                    result,
-                    launched_by="cli",
-                    inputs_fingerprint=instance.fingerprint(),
-                    input_origin=str(path),
-                    input_warnings=warnings,
-                ),
-            )
+            _write_waiting(output, publish)
         except (OSError, duckdb.Error, BadOutput) as exc:
             write_error = f"the plan was not written to {output}: {_one_line(exc)}"
             output = None
     if args.json:
-        record = {**result.summary(), "output": output, "n_input_warnings": len(warnings)}
+        from clinker_pipeline.lib.store.plan_store import rounded
+
+        record = {**rounded(result.summary()), "output": output, "n_input_warnings": len(warnings)}
         if write_error:
             record["write_error"] = write_error
         record = {
@@ -349,6 +357,16 @@ def _one_line(exc: BaseException) -> str:
     """DuckDB messages carry a documentation link and sometimes several lines."""
     text = " ".join(str(exc).split())
     return text.split(" See also ")[0].rstrip(".")
+
+
+def _owns_snapshot(output: str) -> bool:
+    """A configured snapshot path belongs to the pipeline's file: another --output must not
+    replace it with a copy of itself (the default snapshot sits next to each file)."""
+    if not os.getenv("CLINKER_ANALYTICS_DUCKDB_PATH", "").strip():
+        return True
+    return (
+        Path(output).expanduser().resolve() == Path(settings.duckdb_path()).expanduser().resolve()
+    )
 
 
 def _check_output(path: str) -> str:

@@ -42,6 +42,23 @@ class Instance:
     def fingerprint(self) -> str:
         return fingerprint(self.tables)
 
+    @property
+    def name(self) -> str:
+        return instance_name(self.origin)
+
+
+def instance_name(origin: str | Path) -> str:
+    """What analysts call an instance: its folder or workbook name ("dummy_3mplan"), "sample"
+    for the bundled network. Stored on every plan run with the fingerprint, so runs of different
+    instances in one DuckDB file are never mixed."""
+    path = Path(origin)
+    try:
+        if path.resolve() == sample_instance_path().resolve():
+            return "sample"
+    except OSError:
+        pass
+    return path.stem if path.suffix.lower() in (".xlsx", ".xlsm") else path.name or str(origin)
+
 
 def fingerprint(tables: dict[str, pd.DataFrame]) -> str:
     """A content hash of the model-relevant tables, stable across file order and formats."""
@@ -110,6 +127,7 @@ __all__ = [
     "TABLES_BY_NAME",
     "Instance",
     "fingerprint",
+    "instance_name",
     "load_instance",
     "sample_instance_path",
     "validate_instance",

@@ -196,7 +196,7 @@ def reference_problems(tables: dict[str, pd.DataFrame], sources: dict[str, str])
                 None,
                 f"{r['from_code']} -> {r['to_code']} {r['transport_code']}: {r['reason']}",
                 severity="WARN",
-                rule="dropped",
+                rule="by_design" if r["from_code"] == r["to_code"] else "dropped",
             )
         )
     for frame, severity, text in (

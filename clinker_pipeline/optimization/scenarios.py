@@ -217,8 +217,10 @@ def apply_adjustments(
     _outages(out, scenario, applied, not_applied)
     _fuel(out, feeds, scenario, settings, applied, not_applied)
     availability = _weather(out, feeds, scenario, applied, not_applied)
-    if feeds.stale:
-        applied["stale_inputs"] = dict(sorted(feeds.stale.items()))
+    # a feed that does not apply to this instance is not "stale" for its plan
+    stale = {k: v for k, v in feeds.stale.items() if k not in not_applied}
+    if stale:
+        applied["stale_inputs"] = dict(sorted(stale.items()))
     if not_applied:
         applied["not_applied"] = dict(sorted(not_applied.items()))
     return Adjusted(out, applied, availability)
@@ -453,21 +455,28 @@ def road_availability_table(
 
 
 def _forecast_for_instance(
-    plants: pd.DataFrame, steps: pd.DataFrame | None, not_applied: dict
+    plants: pd.DataFrame, feeds: FeedInputs, not_applied: dict
 ) -> pd.DataFrame | None:
     """The stored forecast steps of this instance's located plants only: the forecast table may
     hold another instance's plants under the same codes (IU_001 is in every dataset)."""
-    if steps is None or not len(steps):
+    steps = feeds.weather_steps
+    if feeds.periods is None:  # feeds off: nothing to apply, nothing to report
         return steps
     has_xy = {"latitude", "longitude"} <= set(plants.columns)
     located = plants.dropna(subset=["latitude", "longitude"]) if has_xy else plants.iloc[0:0]
+    if located.empty:
+        not_applied["weather"] = (
+            "no plant of this instance has coordinates (LATITUDE/LONGITUDE); "
+            "road availability not applied"
+        )
+        return None
+    if steps is None or not len(steps):
+        return steps
     mine = steps[steps["plant_code"].isin(set(located["iugu_code"]))]
     if mine.empty:
         not_applied["weather"] = (
-            "no plant of this instance has coordinates (LATITUDE/LONGITUDE)"
-            if located.empty
-            else "the forecast covers none of this instance's plants"
-        ) + "; road availability not applied"
+            "the forecast covers none of this instance's plants; road availability not applied"
+        )
         return None
     return mine
 
@@ -480,7 +489,7 @@ def _weather(
     not_applied: dict,
 ) -> pd.DataFrame:
     closure = _closure_by_plant(out["plants"], scenario)
-    steps = _forecast_for_instance(out["plants"], feeds.weather_steps, not_applied)
+    steps = _forecast_for_instance(out["plants"], feeds, not_applied)
     if feeds.periods is None or (steps is None and not closure):
         return pd.DataFrame()
     if not _road_lanes(out).any():
