@@ -14,7 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from clinker_pipeline import cli
 from clinker_pipeline.cli import EXIT_BAD_INPUT, EXIT_NOT_WRITTEN, main
+from clinker_pipeline.errors import ClinkerError
 from clinker_pipeline_tests.helpers import dataset
 
 
@@ -124,13 +126,17 @@ def test_unusable_output_is_refused_before_solving(tmp_path, capsys, make, says)
     assert captured.out == ""  # nothing was solved
 
 
-def _hold_lock(path, seconds: float) -> subprocess.Popen:
-    """Another process holding DuckDB's write lock on `path` (an analyst's session, a writer)."""
+def _hold_lock(path, seconds: float, read_only: bool = False) -> subprocess.Popen:
+    """Another process holding a lock on `path`: a writer, or an analyst's read-only session
+    (which blocks writers too)."""
+    if read_only:
+        duckdb.connect(str(path)).close()
+    create = "" if read_only else 'con.execute("CREATE TABLE IF NOT EXISTS held (x INT)")'
     code = textwrap.dedent(
         f"""
         import sys, time, duckdb
-        con = duckdb.connect({str(path)!r})
-        con.execute("CREATE TABLE IF NOT EXISTS held (x INT)")
+        con = duckdb.connect({str(path)!r}, read_only={read_only})
+        {create}
         print("locked", flush=True)
         time.sleep({seconds})
         con.close()
@@ -141,10 +147,11 @@ def _hold_lock(path, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_plan_survives_a_locked_output(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("reader", [False, True], ids=["writer", "reader"])
+def test_plan_survives_a_locked_output(tmp_path, capsys, monkeypatch, reader):
     """The lock is held past the bounded wait: the plan is printed, exit 4, nothing lost."""
     output = tmp_path / "held.duckdb"
-    holder = _hold_lock(output, 300)
+    holder = _hold_lock(output, 300, read_only=reader)
     monkeypatch.setenv("CLINKER_DUCKDB_LOCK_WAIT_S", "1")
     try:
         code = main(
@@ -175,3 +182,22 @@ def test_writer_waits_for_a_lock_that_is_released(tmp_path, capsys, monkeypatch)
     assert record["output"] == str(output)
     with duckdb.connect(str(output), read_only=True) as con:
         assert con.execute("SELECT run_id FROM latest_plan_run").fetchone()[0] == record["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "code"),
+    [
+        (KeyboardInterrupt(), "interrupted", 130),
+        (ClinkerError("the solver crashed"), "error", 3),
+    ],
+)
+def test_json_on_error_and_interrupt(monkeypatch, capsys, raised, status, code):
+    def boom(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "cmd_optimize", boom)
+    assert cli.main(["optimize", "--json", "--no-write"]) == code
+    captured = capsys.readouterr()
+    record = _json_only(captured.out)
+    assert record["status"] == status and record["message"]
+    assert "Traceback" not in captured.err
