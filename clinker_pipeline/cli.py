@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return simulate_command(args)
 
 
-def _fail(json_out: bool, status: str, message: str, code: int, details: list[str] = ()) -> int:
+def _fail(json_out: bool, status: str, message: str, code: int, details: Sequence[str] = ()) -> int:
     """One line on stderr (details after it), and under --json one object on stdout."""
     print(f"error: {message}", file=sys.stderr)
     for line in details:
