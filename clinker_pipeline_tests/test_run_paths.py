@@ -59,6 +59,17 @@ def test_dummy_dataset_plans_through_the_main_job(dummy_run):
     assert self_lanes == 0  # by design in the format: not a quarantined problem
 
 
+def test_snapshot_shows_this_runs_scenario_comparison(dummy_run):
+    """The comparison is published after the plan: the analysts' snapshot must include it."""
+    _, db, out = dummy_run
+    assert out.returncode == 0, out.stderr[-3000:]
+    query = "SELECT DISTINCT comparison_id FROM latest_scenario_comparison"
+    with duckdb.connect(str(db), read_only=True) as con:
+        live = con.execute(query).fetchall()
+    with duckdb.connect(str(db.with_name("d_analytics.duckdb")), read_only=True) as con:
+        assert con.execute(query).fetchall() == live != []
+
+
 def test_rerun_of_unchanged_input_adds_no_quarantine_rows(dummy_run):
     work, db, _ = dummy_run
     with duckdb.connect(str(db), read_only=True) as con:
