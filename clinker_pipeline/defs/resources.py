@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.erp.mapping import ErpMapping, sample_mapping_path
@@ -93,6 +93,28 @@ class ScenarioSettings(EnvResource):
         return ScenarioSet.load(self.setting("path") or None)
 
 
+class _KeepEmptyTables(DuckDBPandasTypeHandler):
+    """dagster-duckdb-pandas skips an empty DataFrame, so the table never exists and the asset
+    downstream cannot load it (the toy dataset's HubOpeningStock has no rows). An empty instance
+    table is data ("none"), so it is stored as an empty table with its columns."""
+
+    def handle_output(self, context, table_slice, obj, connection) -> None:  # type: ignore[override]
+        if obj.empty and not table_slice.partition_dimensions:
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {table_slice.schema}.{table_slice.table} "
+                "AS SELECT * FROM obj"
+            )
+        super().handle_output(context, table_slice, obj, connection)
+
+
+class InstanceIOManager(DuckDBPandasIOManager):
+    """The DuckDB pandas I/O manager of the instance tables, keeping empty tables."""
+
+    @staticmethod
+    def type_handlers() -> list:
+        return [_KeepEmptyTables()]
+
+
 def source_resources() -> dict[str, SourceResource]:
     """Every source's resource, unconfigured (settings resolve from the environment at run time):
     the ERP's and each declared feed's. `clinker health` probes these very objects."""
@@ -111,7 +133,7 @@ def build_resources() -> dict[str, object]:
     return {
         "instance_files": InstanceFiles(path=settings.instance_path()),
         "duckdb": DuckDBResource(database=database),
-        "duckdb_io_manager": DuckDBPandasIOManager(database=database, schema="instance"),
+        "duckdb_io_manager": InstanceIOManager(database=database, schema="instance"),
         **source_resources(),
         "erp": ErpSettings(),
         "scenarios": ScenarioSettings(),
