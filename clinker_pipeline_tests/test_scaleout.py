@@ -149,7 +149,8 @@ def test_lake_connection_keeps_the_password_out_of_duckdb(lake):
 
 def _publisher(settings, kind, plan, barrier, rounds, errors):
     """One of two processes writing at the same moment: a plan or a feed, and a comparison."""
-    from clinker_pipeline.lib.store.feeds import upsert_history, write_comparison
+    from clinker_pipeline.defs.planning.store import write_comparison
+    from clinker_pipeline.lib.store.feeds import upsert_history
     from clinker_pipeline.lib.store.plan_store import write_plan
 
     con = connect(settings)

@@ -89,7 +89,9 @@ class ClinkerStoreIOManager(DuckDBPandasIOManager):
         return manager
 
 
-def store_resources(database: str) -> dict[str, object]:
+def store_resources(
+    database: str, io_manager: type[ClinkerStoreIOManager] | None = None
+) -> dict[str, object]:
     """The `duckdb` resource and the instance tables' IO manager, as `CLINKER_STORE` says."""
     lake = StoreSettings.from_env(database).is_lake
     fields: dict[str, Any] = {}
@@ -101,5 +103,7 @@ def store_resources(database: str) -> dict[str, object]:
         }
     return {
         "duckdb": ClinkerStore(database=database, **fields),
-        "duckdb_io_manager": ClinkerStoreIOManager(database=database, schema="instance", **fields),
+        "duckdb_io_manager": (io_manager or ClinkerStoreIOManager)(
+            database=database, schema="instance", **fields
+        ),
     }
