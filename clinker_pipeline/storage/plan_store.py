@@ -7,6 +7,7 @@ successful run of the base scenario, so dashboards follow the plan without knowi
 from __future__ import annotations
 
 import json
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.optimization.result import PlanResult
+
+logger = logging.getLogger(__name__)
 
 PLAN_TABLES: dict[str, str] = {
     "plan_runs": """
@@ -116,8 +119,11 @@ ADDED_COLUMNS = {"plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON")
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    from clinker_pipeline.explain.store import ensure_explain_schema
+
     for name, columns in PLAN_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    ensure_explain_schema(con)
     for name, added in ADDED_COLUMNS.items():
         for column, kind in added:
             con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
@@ -168,9 +174,26 @@ def write_plan(
     run = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in run.items()
     }
+    try:
+        return _publish(con, result, run, scenario, input_origin, explain=result.plan_found)
+    except Exception as exc:
+        if not result.plan_found:
+            raise
+        # the explanation must never cost the plan: publish the plan alone and say why
+        logger.exception("writing the explanation of plan %s failed", result.run_id)
+        if result.explanation is not None:
+            result.explanation.error = f"not written: {type(exc).__name__}: {exc}"
+        return _publish(con, result, run, scenario, input_origin, explain=False)
+
+
+def _publish(con, result, run, scenario, input_origin, *, explain: bool) -> dict[str, int]:
+    from clinker_pipeline.explain.store import write_explanation
+
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
+        if explain:  # before plan_runs gains this run: changes compare with the previous plan
+            counts.update(write_explanation(con, result, scenario, input_origin))
         _insert(con, "plan_runs", pd.DataFrame([run]))
         counts["plan_runs"] = 1
         for table, attr in DETAIL_TABLES.items():
