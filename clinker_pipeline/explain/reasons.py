@@ -198,6 +198,14 @@ class ResidualNetwork:
             self._forward[key] = _reach(self.n + 1, self.tail[ok], self.head[ok], start)
         return self._forward[key]
 
+    def floor_elsewhere(self, vertex: int) -> bool:
+        """Spare supply reaches `vertex` with the floors of other node-periods lifted."""
+        ok = self._open(frozenset({ROWS, STOCK, FLOORS}))
+        ok &= ~((self.kind == FLOORS) & (self.head == vertex))
+        start = np.zeros(self.n + 1, dtype=bool)
+        start[self.src] = True
+        return bool(_reach(self.n + 1, self.tail[ok], self.head[ok], start)[vertex])
+
     def on_paths(self, vertex: int, lifted: frozenset[str]) -> np.ndarray:
         """Arcs that lie on some path from spare supply to `vertex` once `lifted` is lifted."""
         fwd = self.reachable(lifted)
@@ -257,6 +265,12 @@ def explain_unmet(data: ModelData, plan: PlanArrays) -> pd.DataFrame:
             code = "no_lane"
         else:
             code = next((c for c, mask in levels if mask[v]), "iu_at_capacity")
+            if (
+                code == "fulfilment_floor_elsewhere"
+                and net.at_floor[v]
+                and not net.floor_elsewhere(v)
+            ):
+                code = "iu_at_capacity"  # its own floor is no reason for its own shortfall
         rows, plants, text = _name(net, int(v), code)
         out.append(
             {
