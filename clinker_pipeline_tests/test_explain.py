@@ -19,8 +19,8 @@ from clinker_pipeline.explain.lp import PlanLP
 from clinker_pipeline.explain.marginals import bottlenecks
 from clinker_pipeline.explain.plan_arrays import plan_arrays
 from clinker_pipeline.instance import load_instance
+from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization.data import compile_data
-from clinker_pipeline.storage.plan_store import write_plan
 from clinker_pipeline_tests.test_model import instance, lane, row, solve
 
 

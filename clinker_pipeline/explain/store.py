@@ -130,7 +130,7 @@ def write_explanation(
 ) -> dict[str, int]:
     """Insert the run's reasons, marginals and changes (the caller holds the transaction).
     Changes are computed here, against the newest earlier plan in the same file."""
-    from clinker_pipeline.storage.plan_store import _insert
+    from clinker_pipeline.lib.store.plan_store import _insert
 
     ensure_explain_schema(con)
     counts: dict[str, int] = {}
