@@ -24,6 +24,7 @@ class Explanation:
     reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
     marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     # filled when the plan is published (against the newest earlier plan in the same file)
     previous_run_id: str | None = None
@@ -72,7 +73,9 @@ def explain_plan(
     try:
         data = compile_data(tables)
         plan = plan_arrays(data, result)
+        t1 = time.perf_counter()
         out.reasons = explain_unmet(data, plan)
+        t2 = time.perf_counter()
         budget = trip_budget_s if trip_budget_s is not None else max(1.0, 0.05 * result.solve_s)
         out.marginals = compute_marginals(
             data,
@@ -80,6 +83,11 @@ def explain_plan(
             holding_cost=float(result.options.get("holding_cost", 0.0) or 0.0),
             trip_budget_s=budget,
         )
+        out.timings = {
+            "prepare_s": t1 - t0,
+            "reasons_s": t2 - t1,
+            "marginals_s": time.perf_counter() - t2,
+        }
     except Exception as exc:  # an explanation must never cost the plan
         logger.exception("explaining plan %s failed", result.run_id)
         out.error = f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 DPI = 100
@@ -63,18 +64,18 @@ def network_map(plants: pd.DataFrame, shipments: pd.DataFrame) -> bytes:
             .head(MAX_LANES_DRAWN)
         )
     top = float(lanes["quantity_t"].max()) if len(lanes) else 1.0
+    segments, colours, widths = [], [], []
     for r in lanes.itertuples(index=False):
         a, b = pos.get(str(r.from_code)), pos.get(str(r.to_code))
         if a is None or b is None:
             continue
-        ax.plot(
-            [a[0], b[0]],
-            [a[1], b[1]],
-            color=MODE_COLOURS.get(r.transport_code, "#777777"),
-            linewidth=0.5 + 6 * float(r.quantity_t) / top,
-            alpha=0.6,
-            solid_capstyle="round",
-        )
+        segments.append([a, b])
+        colours.append(MODE_COLOURS.get(r.transport_code, "#777777"))
+        widths.append(0.5 + 6 * float(r.quantity_t) / top)
+    # one collection, not a line per lane: hundreds of lanes draw in one call
+    ax.add_collection(
+        LineCollection(segments, colors=colours, linewidths=widths, alpha=0.6, capstyle="round")
+    )
     for kind, marker, colour in (("IU", "s", "#333333"), ("GU", "o", "#4caf50")):
         codes = plants.loc[plants["plant_type"] == kind, "iugu_code"].astype(str)
         xy = np.array([pos[c] for c in codes if c in pos]).reshape(-1, 2)

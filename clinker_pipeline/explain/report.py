@@ -101,8 +101,13 @@ def explain_text(record: dict[str, Any]) -> str:
         f"{record['created_at']}): served {record['served_pct']:.4f} %, "
         f"unmet {record['unmet_t']:,.0f} t"
     ]
-    reasons = record["unmet_reasons"]
-    lines.append(f"Unmet demand and why ({len(reasons)} node-periods, table plan_unmet_reasons):")
+    reasons = [r for r in record["unmet_reasons"] if r["reason"] != "solver_tolerance"]
+    tiny = len(record["unmet_reasons"]) - len(reasons)
+    lines.append(
+        f"Unmet demand and why ({len(reasons)} node-periods, table plan_unmet_reasons"
+        + (f"; {tiny} more within the solver's tolerance" if tiny else "")
+        + "):"
+    )
     for r in reasons:
         lines.append(
             f"  {r['iugu_code']:<10} p{r['time_period']:<3} {r['unmet_t']:>12,.0f} t  "
