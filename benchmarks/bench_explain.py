@@ -20,14 +20,14 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_optimizer import LARGE  # noqa: E402
-from clinker_pipeline.explain import explain_plan  # noqa: E402
-from clinker_pipeline.explain.charts import plan_charts  # noqa: E402
-from clinker_pipeline.explain.marginals import bottlenecks  # noqa: E402
-from clinker_pipeline.instance import load_instance, sample_instance_path, validate_instance  # noqa: E402
-from clinker_pipeline.instance.generate import generate_instance  # noqa: E402
-from clinker_pipeline.lib.store.plan_store import write_plan  # noqa: E402
-from clinker_pipeline.optimization import SolveOptions, optimize  # noqa: E402
+from benchmarks.bench_optimizer import LARGE
+from clinker_pipeline.explain import explain_plan
+from clinker_pipeline.explain.charts import plan_charts
+from clinker_pipeline.explain.marginals import bottlenecks
+from clinker_pipeline.instance import load_instance, sample_instance_path, validate_instance
+from clinker_pipeline.instance.generate import generate_instance
+from clinker_pipeline.lib.store.plan_store import write_plan
+from clinker_pipeline.optimization import SolveOptions, optimize
 
 
 def measure(name: str, tables: dict, options: SolveOptions) -> dict:
