@@ -379,3 +379,64 @@ def test_every_unmet_node_period_of_the_dataset_has_a_reason(dummy_dir) -> None:
     assert first.objective == pytest.approx(res.unmet_t, abs=1.0)
     assert second.objective == pytest.approx(res.cost, rel=1e-6)
     json.dumps(expl.reasons["named_rows"].tolist())  # JSON-safe for DuckDB
+
+
+# --- clinker explain ------------------------------------------------------------------------------
+
+
+def test_clinker_explain_prints_reasons_bottlenecks_and_changes(tmp_path, capsys) -> None:
+    from clinker_pipeline.cli import main
+    from clinker_pipeline.instance.io import write_tables
+
+    src = tmp_path / "inst"
+    tables = _two_ius()
+    write_tables(tables, src)
+    db = str(tmp_path / "p.duckdb")
+    assert main(["optimize", "--input", str(src), "--output", db, "--gap", "0"]) == 0
+    assert "changes     first plan of this scenario and input" in capsys.readouterr().out
+    tables["flow_constraints"].loc[0, "value"] = 120.0
+    write_tables(tables, src)
+    assert main(["optimize", "--input", str(src), "--output", db, "--gap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "  changes     vs " in out and "cost -0.00 crore" in out
+    assert "  bottleneck  IUGUConstraint row 2" in out
+    # optimize writes scenario 'base': the default run is the newest one
+    assert main(["explain", "--duckdb", db, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["bottlenecks"][0]["source_row"] == 2
+    assert record["bottlenecks"][0]["saving_inr_per_unit"] == pytest.approx(10.0)
+    assert record["previous_run_id"] is not None
+    assert {c["item"] for c in record["changes"] if c["category"] == "production"} == {"A", "B"}
+    assert main(["explain", "--duckdb", db]) == 0
+    text = capsys.readouterr().out
+    assert "Top bottlenecks" in text and "Changes (table plan_changes): vs " in text
+    assert "none: all demand served" in text
+    assert main(["explain", "--duckdb", db, "--run-id", "nope"]) == 1
+    assert "holds no run nope" in capsys.readouterr().err
+    assert main(["explain", "--duckdb", str(tmp_path / "missing.duckdb")]) == 1
+    assert "no such DuckDB file" in capsys.readouterr().err
+
+
+def test_the_datasets_top_bottlenecks_are_worth_what_a_re_solve_says(dummy_dir) -> None:
+    # prices of a degenerate LP need not be unique: check the ranked ones against finite
+    # differences of the plan's LP (one tonne loosened; stage 2 at the same unmet)
+    tables = load_instance(dummy_dir).tables
+    res = solve(tables, mip_gap=1e-4, time_limit=120)
+    expl = explain_plan(tables, res, trip_budget_s=0.5)
+    data = compile_data(tables)
+    lp = PlanLP(data, plan_arrays(data, res).trips)
+    first, second = lp.solve_both()
+    n_t = data.n_periods
+    top = bottlenecks(expl.marginals)
+    top = top[top["kind"].isin(["capacity", "stock_min"])].head(5)
+    assert len(top) == 5
+    for r in top.itertuples(index=False):
+        node, t = data.nodes.index(r.iugu_code), data.periods.index(r.time_period)
+        if r.kind == "stock_min":
+            col, lo, hi = lp.i0 + node * n_t + t, r.bound - 1, lp.col_hi[lp.i0 + node * n_t + t]
+        else:
+            col, lo, hi = lp.p0 + lp.prod_keys.index((node, t)), 0.0, r.bound + 1
+        unmet, _ = lp.what_if_col(col, lo, hi)
+        _, cost = lp.what_if_col(col, lo, hi, hold_unmet=first.objective)
+        assert first.objective - unmet == pytest.approx(r.serve_t_per_unit, abs=1e-6)
+        assert second.objective - cost == pytest.approx(r.saving_inr_per_unit, rel=1e-6, abs=1e-3)

@@ -146,3 +146,27 @@ def test_plan_page_shows_latest_metadata_and_checks(dagster_ui, page):
     page.goto(f"{url}/assets/clinker_capacity?view=checks")
     for check in ("schema_valid", "references_valid"):
         expect(page.get_by_text(check, exact=True).first).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.timeout(420)
+def test_plan_page_reads_like_a_report_with_pictures(dagster_ui, page):
+    from playwright.sync_api import expect
+
+    url, work = dagster_ui
+    # the PNGs are written for analysts beside the DuckDB file, one folder per plan run
+    runs = list((work / "clinker_charts").iterdir())
+    assert runs, "no charts written beside clinker.duckdb"
+    assert {p.name for p in runs[0].iterdir()} >= {"network_map.png", "unmet_by_node.png"}
+    page.goto(f"{url}/assets/clinker_plan")
+    dismiss_welcome(page)
+    for key in ("cost (INR crore)", "served (%)", "top bottleneck", "changes"):
+        expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=30_000)
+    pictures = page.locator('img[src^="data:image/png;base64,"]')
+    expect(pictures.first).to_be_visible(timeout=30_000)
+    assert pictures.count() >= 5
+    # the network map, scrolled into view for the screenshot
+    pictures.first.scroll_into_view_if_needed()
+    box = pictures.first.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 200
+    page.wait_for_timeout(500)
+    shoot(page, work, "clinker_plan_report.png")

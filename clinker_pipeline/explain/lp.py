@@ -187,24 +187,32 @@ class PlanLP:
 
     # --- what-ifs: change one bound, re-solve both stages, put it back ------------------------
 
-    def what_if_col(self, col: int, lo: float, hi: float) -> tuple[float, float] | None:
-        """(unmet, cost) with column `col` in [lo, hi]; None when that is infeasible."""
+    def what_if_col(
+        self, col: int, lo: float, hi: float, hold_unmet: float | None = None
+    ) -> tuple[float, float] | None:
+        """(unmet, cost) with column `col` in [lo, hi]; None when that is infeasible. With
+        `hold_unmet`, stage 1 is skipped and cost is minimised at that unmet (same service)."""
         old = (self.col_lo[col], self.col_hi[col])
         self.h.changeColBounds(col, lo, hi)
         try:
-            return self._both_objectives()
+            return self._objectives(hold_unmet)
         finally:
             self.h.changeColBounds(col, *old)
 
-    def what_if_row(self, row: int, lo: float, hi: float) -> tuple[float, float] | None:
+    def what_if_row(
+        self, row: int, lo: float, hi: float, hold_unmet: float | None = None
+    ) -> tuple[float, float] | None:
         old = (self.row_lo[row], self.row_hi[row])
         self.h.changeRowBounds(row, lo, hi)
         try:
-            return self._both_objectives()
+            return self._objectives(hold_unmet)
         finally:
             self.h.changeRowBounds(row, *old)
 
-    def _both_objectives(self) -> tuple[float, float] | None:
+    def _objectives(self, hold_unmet: float | None) -> tuple[float, float] | None:
+        if hold_unmet is not None:
+            second = self.solve_cost(hold_unmet)
+            return None if second is None else (hold_unmet, second.objective)
         first, second = self.solve_both()
         if first is None or second is None:
             return None

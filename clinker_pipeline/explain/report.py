@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.explain.changes import change_summary
+from clinker_pipeline.lib.store.feeds import table_exists
 
 
 def _clean(v: Any) -> Any:
@@ -29,10 +30,7 @@ def load_explanation(database: str, run_id: str | None, top: int = 10) -> dict[s
     """Reasons, the top bottlenecks and the changes of `run_id` (default: the latest base
     plan); None when the file holds no such run."""
     with duckdb.connect(database, read_only=True) as con:
-        tables = {
-            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        }
-        if "plan_runs" not in tables:
+        if not table_exists(con, "plan_runs"):
             return None
         if run_id is None:
             row = con.execute(
@@ -50,7 +48,7 @@ def load_explanation(database: str, run_id: str | None, top: int = 10) -> dict[s
         )
         if not runs:
             return None
-        if "plan_marginals" not in tables:  # a file written before explanations existed
+        if not table_exists(con, "plan_marginals"):  # a file written before explanations existed
             return {
                 **runs[0],
                 "unmet_reasons": [],

@@ -274,7 +274,7 @@ def explain_for_report(
         write_charts,
     )
     from clinker_pipeline.explain.store import changes_against_previous
-    from clinker_pipeline.lib.store.plan_store import ensure_schema
+    from clinker_pipeline.lib.store.feeds import table_exists
 
     def num(v: float | None, scale: float = 1.0) -> dg.MetadataValue:
         return dg.MetadataValue.float(float("nan") if v is None else float(v) / scale)
@@ -296,13 +296,14 @@ def explain_for_report(
     head["top bottleneck"] = explanation.top_bottleneck() or "none binding"
     try:
         with duckdb.get_connection() as con:
-            ensure_schema(con)
-            prev, changes = changes_against_previous(
-                con,
-                result,
-                str(result.options.get("scenario", "base")),
-                str(result.options.get("input_source", "files")),
-            )
+            prev, changes = None, pd.DataFrame()
+            if table_exists(con, "plan_runs"):  # read only: the first plan has nothing before it
+                prev, changes = changes_against_previous(
+                    con,
+                    result,
+                    str(result.options.get("scenario", "base")),
+                    str(result.options.get("input_source", "files")),
+                )
         explanation.previous_run_id, explanation.changes = prev, changes
         head["changes"] = change_summary(changes, prev)
     except Exception as exc:  # reading the previous plan is a nicety, never a failure
