@@ -121,6 +121,28 @@ def test_a_dispatch_row_caps_the_flow() -> None:
     assert floor["saving_inr_per_unit"] == pytest.approx(11.0)
 
 
+def test_a_g_row_forcing_tonnes_into_stock_elsewhere_caps_the_flow() -> None:
+    # A makes 100 t; row 2 forces at least 80 t from A to H (no demand there: they sit in stock),
+    # so G (100 t) gets 20 t. Lowering the row's floor by a tonne serves a tonne more at G.
+    tables = instance(
+        {"A": "IU", "G": "GU", "H": "GU"},
+        demand=[("G", 1, 100)],
+        capacity=[("A", 1, 100)],
+        cost=[("A", 1, 10)],
+        lanes=lane("A", "G", 1) + lane("A", "H", 1),
+        constraints=[row("A", None, "H", "G", 80)],
+    )
+    _, expl = explained(tables)
+    r = reason_of(expl, "G")
+    assert r["unmet_t"] == pytest.approx(80)
+    assert r["reason"] == "dispatch_row_caps"
+    assert r["named_rows"] == [
+        "IUGUConstraint row 2 (A -> H by any mode, period 1, dispatch >= 80 t)"
+    ]
+    m = marginal(expl, "dispatch_row", "A", source_row=2)
+    assert m["binding"] and m["serve_t_per_unit"] == pytest.approx(1.0)
+
+
 def test_a_stock_floor_holds_the_tonnes() -> None:
     # A makes 100 t and must close the period with at least 40 t: G (100 t) gets 60 t.
     tables = instance(

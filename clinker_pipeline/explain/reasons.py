@@ -213,18 +213,16 @@ class ResidualNetwork:
         return self._open(lifted) & fwd[self.tail] & up[self.head]
 
     def structural(self) -> np.ndarray:
-        """Reachable from anything that makes or holds clinker, with every limit lifted."""
+        """Reachable from anything that makes or holds clinker, with every limit lifted: along
+        every lane and every stock carry, forward only."""
         data = self.data
         n_t = data.n_periods
-        lane = self.ref >= 0
-        lane &= self.tail < self.n
-        fwd = lane & (self.head != self.tail)
         start = np.zeros(self.n + 1, dtype=bool)
         start[: self.n] = (data.capacity > 0).ravel()
         start[np.arange(data.n_nodes) * n_t] |= data.opening > 0
         v = np.arange(self.n).reshape(data.n_nodes, n_t)[:, :-1].ravel()
-        tail = np.concatenate([self.tail[fwd], v])
-        head = np.concatenate([self.head[fwd], v + 1])
+        tail = np.concatenate([data.lane_from * n_t + data.lane_t, v])
+        head = np.concatenate([data.lane_to * n_t + data.lane_t, v + 1])
         return _reach(self.n + 1, tail, head, start)
 
     def _open(self, lifted: frozenset[str]) -> np.ndarray:
