@@ -468,7 +468,12 @@ def scenario_comparison(
     telemetry: TelemetrySettings,
 ) -> dg.MaterializeResult:
     """What-ifs next to the plan: each scenario is a full solve, published like the plan."""
-    from clinker_pipeline.explain.charts import markdown_image, scenario_chart
+    from clinker_pipeline.explain.charts import (
+        charts_dir,
+        markdown_image,
+        scenario_chart,
+        write_charts,
+    )
     from clinker_pipeline.optimization import SolveOptions
     from clinker_pipeline.optimization.comparison import (
         ScenarioRun,
@@ -525,13 +530,19 @@ def scenario_comparison(
     shown = table[
         ["scenario", "status", "cost_inr", "served_pct", "rail_share_pct", "cost_vs_base_pct"]
     ]
+    chart = scenario_chart(table)
+    # beside the plans' charts, one folder per comparison (the Dagster run)
+    write_charts(
+        {"scenario_comparison": chart},
+        charts_dir(duckdb.database) / "scenarios" / context.run.run_id,
+    )
     return dg.MaterializeResult(
         metadata={
             "scenarios": len(table),
             "comparison": dg.MetadataValue.md(
                 to_markdown(shown, max_rows=len(shown), float_format="{:,.2f}")
             ),
-            "chart": dg.MetadataValue.md(markdown_image(scenario_chart(table), "scenarios")),
+            "chart": dg.MetadataValue.md(markdown_image(chart, "scenarios")),
             "stale_inputs": dg.MetadataValue.json(feeds.stale),
             "dagster/row_count": len(table),
         }
