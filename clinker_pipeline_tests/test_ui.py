@@ -154,19 +154,24 @@ def test_plan_page_reads_like_a_report_with_pictures(dagster_ui, page):
 
     url, work = dagster_ui
     # the PNGs are written for analysts beside the DuckDB file, one folder per plan run
-    runs = list((work / "clinker_charts").iterdir())
-    assert runs, "no charts written beside clinker.duckdb"
+    charts = work / "clinker_charts"
+    runs = [p for p in charts.iterdir() if p.name != "scenarios"]
+    assert len(runs) == 1, "one plan run, one folder of charts beside clinker.duckdb"
     assert {p.name for p in runs[0].iterdir()} >= {"network_map.png", "unmet_by_node.png"}
+    assert list(charts.glob("scenarios/*/scenario_comparison.png"))
     page.goto(f"{url}/assets/clinker_plan")
     dismiss_welcome(page)
     for key in ("cost (INR crore)", "served (%)", "top bottleneck", "changes"):
         expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=30_000)
-    pictures = page.locator('img[src^="data:image/png;base64,"]')
-    expect(pictures.first).to_be_visible(timeout=30_000)
-    assert pictures.count() >= 5
-    # the network map, scrolled into view for the screenshot
-    pictures.first.scroll_into_view_if_needed()
-    box = pictures.first.bounding_box()
+    page.wait_for_timeout(500)
+    shoot(page, work, "clinker_plan_head.png")  # status, cost, served, gap, bottleneck, changes
+    # each picture is a markdown entry; Dagster renders long markdown behind "[Show Markdown]"
+    for name in ("network_map", "production_vs_capacity", "unmet_by_node", "mode_share"):
+        expect(page.get_by_role("row", name=name).first).to_be_visible(timeout=30_000)
+    page.get_by_role("row", name="network_map").first.get_by_text("[Show Markdown]").click()
+    picture = page.locator('img[src^="data:image/png;base64,"]').first
+    expect(picture).to_be_visible(timeout=30_000)
+    box = picture.bounding_box()
     assert box is not None and box["width"] > 200 and box["height"] > 200
     page.wait_for_timeout(500)
     shoot(page, work, "clinker_plan_report.png")

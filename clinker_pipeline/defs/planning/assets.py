@@ -276,14 +276,16 @@ def explain_for_report(
     from clinker_pipeline.explain.store import changes_against_previous
     from clinker_pipeline.lib.store.feeds import table_exists
 
-    def num(v: float | None, scale: float = 1.0) -> dg.MetadataValue:
-        return dg.MetadataValue.float(float("nan") if v is None else float(v) / scale)
+    def num(v: float | None, digits: int, scale: float = 1.0) -> dg.MetadataValue:
+        return dg.MetadataValue.float(
+            float("nan") if v is None else round(float(v) / scale, digits)
+        )
 
     head: dict[str, object] = {
         "status": result.status,
-        "cost (INR crore)": num(result.cost, 1e7),
-        "served (%)": num(result.served_pct),
-        "MIP gap (%)": num(None if result.mip_gap is None else 100 * result.mip_gap),
+        "cost (INR crore)": num(result.cost, 2, 1e7),
+        "served (%)": num(result.served_pct, 4),
+        "MIP gap (%)": num(None if result.mip_gap is None else 100 * result.mip_gap, 4),
     }
     out: dict[str, object] = {"head": head}
     if not result.plan_found:
