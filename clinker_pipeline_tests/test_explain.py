@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -18,6 +19,7 @@ from clinker_pipeline.explain.charts import network_map, plan_charts, scenario_c
 from clinker_pipeline.explain.lp import PlanLP
 from clinker_pipeline.explain.marginals import bottlenecks
 from clinker_pipeline.explain.plan_arrays import plan_arrays
+from clinker_pipeline.explain.reasons import explain_unmet
 from clinker_pipeline.instance import load_instance
 from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization.data import compile_data
@@ -202,6 +204,29 @@ def test_whole_trips_leave_a_remainder() -> None:
     assert np.isnan(trip["serve_t_per_unit"]) and "no feasible plan" in trip["description"]
 
 
+def test_spare_supply_on_a_continuous_path_means_the_solver_stopped_early() -> None:
+    # the capacity instance, with the plan as a time-limited solver might leave it: A makes only
+    # 80 of its 100 t and G gets 80. Spare clinker can reach G by road: no limit explains it.
+    tables = instance(
+        {"A": "IU", "G": "GU"},
+        demand=[("G", 1, 150)],
+        capacity=[("A", 1, 100)],
+        cost=[("A", 1, 10)],
+        lanes=lane("A", "G", 1),
+    )
+    res = solve(tables)
+    data = compile_data(tables)
+    plan = plan_arrays(data, res)
+    short = replace(
+        plan,
+        flow=plan.flow * 0.8,
+        production=plan.production * 0.8,
+        unmet=np.where(plan.unmet > 1, 70.0, 0.0),
+    )
+    r = explain_unmet(data, short).iloc[0]
+    assert r["reason"] == "not_serve_optimal" and r["named_plants"] == ["A"]
+
+
 # --- marginal values ----------------------------------------------------------------------------
 
 
@@ -366,9 +391,15 @@ def test_charts_are_deterministic_pngs_without_dates() -> None:
 # --- the public dataset --------------------------------------------------------------------------
 
 
-def test_every_unmet_node_period_of_the_dataset_has_a_reason(dummy_dir) -> None:
+@pytest.fixture(scope="module")
+def dataset_plan(dummy_dir):
+    """The public dataset solved once for the tests below (defaults of the contract)."""
     tables = load_instance(dummy_dir).tables
-    res = solve(tables, mip_gap=1e-4, time_limit=120)
+    return tables, solve(tables, mip_gap=1e-4, time_limit=120)
+
+
+def test_every_unmet_node_period_of_the_dataset_has_a_reason(dataset_plan) -> None:
+    tables, res = dataset_plan
     assert res.served_pct == pytest.approx(53.3847, abs=5e-5)
     expl = explain_plan(tables, res, trip_budget_s=2.0)
     assert expl.error is None
@@ -439,11 +470,10 @@ def test_clinker_explain_prints_reasons_bottlenecks_and_changes(tmp_path, capsys
     assert "no such DuckDB file" in capsys.readouterr().err
 
 
-def test_the_datasets_top_bottlenecks_are_worth_what_a_re_solve_says(dummy_dir) -> None:
+def test_the_datasets_top_bottlenecks_are_worth_what_a_re_solve_says(dataset_plan) -> None:
     # prices of a degenerate LP need not be unique: check the ranked ones against finite
     # differences of the plan's LP (one tonne loosened; stage 2 at the same unmet)
-    tables = load_instance(dummy_dir).tables
-    res = solve(tables, mip_gap=1e-4, time_limit=120)
+    tables, res = dataset_plan
     expl = explain_plan(tables, res, trip_budget_s=0.5)
     data = compile_data(tables)
     lp = PlanLP(data, plan_arrays(data, res).trips)
