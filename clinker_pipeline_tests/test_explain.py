@@ -71,16 +71,21 @@ def test_no_lane_reaches_the_node() -> None:
     assert (others["reason"] == "solver_tolerance").all() and (others["unmet_t"] < 1e-5).all()
 
 
-def test_every_iu_that_reaches_it_is_at_capacity_and_one_more_tonne_serves_one_more() -> None:
-    # A makes at most 100 t; G needs 150 t by road: 50 t unmet because A is full. One more tonne
-    # of capacity at the only IU serves one more tonne; at the same service it saves nothing.
-    tables = instance(
+def _one_full_iu() -> dict[str, pd.DataFrame]:
+    # A makes at most 100 t at 10 INR/t; G needs 150 t by road at 1 INR/t
+    return instance(
         {"A": "IU", "G": "GU"},
         demand=[("G", 1, 150)],
         capacity=[("A", 1, 100)],
         cost=[("A", 1, 10)],
         lanes=lane("A", "G", 1),
     )
+
+
+def test_every_iu_that_reaches_it_is_at_capacity_and_one_more_tonne_serves_one_more() -> None:
+    # A makes at most 100 t; G needs 150 t by road: 50 t unmet because A is full. One more tonne
+    # of capacity at the only IU serves one more tonne; at the same service it saves nothing.
+    tables = _one_full_iu()
     res, expl = explained(tables)
     r = reason_of(expl, "G")
     assert r["reason"] == "iu_at_capacity"
@@ -207,13 +212,7 @@ def test_whole_trips_leave_a_remainder() -> None:
 def test_spare_supply_on_a_continuous_path_means_the_solver_stopped_early() -> None:
     # the capacity instance, with the plan as a time-limited solver might leave it: A makes only
     # 80 of its 100 t and G gets 80. Spare clinker can reach G by road: no limit explains it.
-    tables = instance(
-        {"A": "IU", "G": "GU"},
-        demand=[("G", 1, 150)],
-        capacity=[("A", 1, 100)],
-        cost=[("A", 1, 10)],
-        lanes=lane("A", "G", 1),
-    )
+    tables = _one_full_iu()
     res = solve(tables)
     data = compile_data(tables)
     plan = plan_arrays(data, res)
