@@ -66,9 +66,8 @@ def test_no_lane_reaches_the_node() -> None:
     _, expl = explained(tables)
     r = reason_of(expl, "G")
     assert r["reason"] == "no_lane" and r["unmet_t"] == pytest.approx(50)
-    # H may keep the serve floor's tolerance (1e-6 t) unmet, explained as such
-    others = expl.reasons[expl.reasons["iugu_code"] != "G"]
-    assert (others["reason"] == "solver_tolerance").all() and (others["unmet_t"] < 1e-5).all()
+    # H may keep the serve floor's tolerance (1e-6 t) unmet: published as 0, not explained
+    assert list(expl.reasons["iugu_code"]) == ["G"]
 
 
 def _one_full_iu() -> dict[str, pd.DataFrame]:
@@ -402,7 +401,7 @@ def test_every_unmet_node_period_of_the_dataset_has_a_reason(dataset_plan) -> No
     assert res.served_pct == pytest.approx(53.3847, abs=5e-5)
     expl = explain_plan(tables, res, trip_budget_s=2.0)
     assert expl.error is None
-    unmet = res.unmet[res.unmet["unmet_t"] > 0]
+    unmet = res.unmet[res.unmet["unmet_t"] > 0.005]  # what plan_unmet publishes as > 0
     keyed = expl.reasons.set_index(["iugu_code", "time_period"])
     assert len(keyed) == len(unmet)
     assert set(keyed.index) == set(zip(unmet["iugu_code"], unmet["time_period"], strict=True))

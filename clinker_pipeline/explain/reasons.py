@@ -34,7 +34,8 @@ from clinker_pipeline.optimization.data import ModelData
 
 ARC_TOL = 1e-4  # t: flow or room on an arc below this is none
 SPARE_TOL = 1.0  # t: spare supply below a tonne is not spare
-UNMET_TOL = 1e-7  # t: unmet rows explained (plan_unmet keeps the same rows)
+# t: unmet explained: what plan_unmet publishes as more than 0 (it rounds tonnes to 0.01 t)
+UNMET_TOL = 0.005
 ROUNDING_T = 0.01  # t: below this, unmet is the serve floor's tolerance (model.md), not a shortfall
 
 REASON_COLUMNS = [

@@ -73,17 +73,17 @@ def ensure_explain_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def previous_plan(
-    con: duckdb.DuckDBPyConnection, run_id: str, scenario: str, input_origin: str | None
+    con: duckdb.DuckDBPyConnection, run_id: str, scenario: str, instance_name: str | None
 ) -> str | None:
-    """The newest successful run of the same scenario and input origin, other than `run_id`."""
+    """The newest successful run of the same scenario and instance, other than `run_id`."""
     row = con.execute(
         """
         SELECT run_id FROM plan_runs
-        WHERE scenario = ? AND input_origin IS NOT DISTINCT FROM ? AND run_id <> ?
+        WHERE scenario = ? AND instance_name IS NOT DISTINCT FROM ? AND run_id <> ?
           AND status IN ('optimal', 'feasible-with-gap')
         ORDER BY created_at DESC LIMIT 1
         """,
-        [scenario, input_origin, run_id],
+        [scenario, instance_name, run_id],
     ).fetchone()
     return None if row is None else str(row[0])
 
@@ -109,9 +109,9 @@ def plan_frames(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[dict, dict
 
 
 def changes_against_previous(
-    con: duckdb.DuckDBPyConnection, result, scenario: str, input_origin: str | None
+    con: duckdb.DuckDBPyConnection, result, scenario: str, instance_name: str | None
 ) -> tuple[str | None, pd.DataFrame]:
-    prev = previous_plan(con, result.run_id, scenario, input_origin)
+    prev = previous_plan(con, result.run_id, scenario, instance_name)
     if prev is None:
         return None, pd.DataFrame()
     before, cost_before = plan_frames(con, prev)
@@ -126,11 +126,11 @@ def changes_against_previous(
 
 
 def write_explanation(
-    con: duckdb.DuckDBPyConnection, result, scenario: str, input_origin: str | None
+    con: duckdb.DuckDBPyConnection, result, scenario: str, instance_name: str | None
 ) -> dict[str, int]:
     """Insert the run's reasons, marginals and changes (the caller holds the transaction).
     Changes are computed here, against the newest earlier plan in the same file."""
-    from clinker_pipeline.lib.store.plan_store import _insert
+    from clinker_pipeline.lib.store.plan_store import _insert, rounded
 
     ensure_explain_schema(con)
     counts: dict[str, int] = {}
@@ -138,7 +138,7 @@ def write_explanation(
     if explanation is not None and explanation.error is None:
         reasons = explanation.reasons
         if len(reasons):
-            reasons = reasons.assign(
+            reasons = rounded(reasons).assign(
                 named_rows=reasons["named_rows"].map(json.dumps),
                 named_plants=reasons["named_plants"].map(json.dumps),
             )
@@ -149,7 +149,7 @@ def write_explanation(
             if len(frame):
                 _insert(con, table, frame.assign(run_id=result.run_id))
             counts[table] = len(frame)
-    prev, changes = changes_against_previous(con, result, scenario, input_origin)
+    prev, changes = changes_against_previous(con, result, scenario, instance_name)
     if len(changes):
         _insert(con, "plan_changes", changes.assign(run_id=result.run_id, previous_run_id=prev))
     counts["plan_changes"] = len(changes)
