@@ -63,6 +63,7 @@ def measure(name: str, tables: dict, options: SolveOptions) -> dict:
         "write_extra_s": write_extra_s,
         "extra_pct_of_solve": 100 * extra / result.solve_s,
         "unmet_node_periods": len(expl.reasons),
+        "reasons": expl.reasons["reason"].value_counts().to_dict() if len(expl.reasons) else {},
         "marginal_rows": len(expl.marginals),
         "rake_lanes_resolved": int((expl.marginals["kind"] == "rake_trip").sum())
         if len(expl.marginals)
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.get('marginals_s', 0):.2f}) | charts {row['charts_s']:.2f} s | extra write "
             f"{row['write_extra_s']:.2f} s"
         )
+        print(f"  reasons {row['reasons']}")
         print(f"  explanations cost {row['extra_pct_of_solve']:.1f} % of the solve time")
         if row["error"]:
             print(f"  ERROR {row['error']}")

@@ -444,7 +444,7 @@ def test_clinker_explain_prints_reasons_bottlenecks_and_changes(tmp_path, capsys
     write_tables(tables, src)
     db = str(tmp_path / "p.duckdb")
     assert main(["optimize", "--input", str(src), "--output", db, "--gap", "0"]) == 0
-    assert "changes     first plan of this scenario and input" in capsys.readouterr().out
+    assert "changes     first plan of this scenario and instance" in capsys.readouterr().out
     tables["flow_constraints"].loc[0, "value"] = 120.0
     write_tables(tables, src)
     assert main(["optimize", "--input", str(src), "--output", db, "--gap", "0"]) == 0

@@ -57,7 +57,7 @@ def compare_plans(
 def change_summary(changes: pd.DataFrame, previous_run_id: str | None) -> str:
     """One line for the terminal and the plan's page."""
     if previous_run_id is None:
-        return "first plan of this scenario and input: nothing to compare"
+        return "first plan of this scenario and instance: nothing to compare"
     if changes is None or changes.empty:
         return f"same as {previous_run_id[:8]}"
     parts = []
