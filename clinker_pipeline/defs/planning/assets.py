@@ -285,6 +285,7 @@ def explain_for_report(
         plan_charts,
         write_charts,
     )
+    from clinker_pipeline.explain.marginals import bottlenecks
     from clinker_pipeline.explain.store import changes_against_previous
     from clinker_pipeline.lib.store.feeds import table_exists
 
@@ -340,8 +341,6 @@ def explain_for_report(
                 max_rows=len(reasons),
             )
         )
-    from clinker_pipeline.explain.marginals import bottlenecks
-
     top = bottlenecks(explanation.marginals).head(15)
     if len(top):
         out["bottlenecks"] = dg.MetadataValue.md(
