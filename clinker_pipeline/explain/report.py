@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.explain.changes import change_summary
-from clinker_pipeline.lib.store.feeds import table_exists
+from clinker_pipeline.lib.store.db import table_exists
 
 
 def _clean(v: Any) -> Any:

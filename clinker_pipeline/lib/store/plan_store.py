@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.optimization.result import PlanResult
 
 logger = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ def _publish(con, result, run, *, explain: bool) -> dict[str, int]:
     from clinker_pipeline.explain.store import write_explanation
 
     counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if explain:  # before plan_runs gains this run: changes compare with the previous plan
             counts.update(write_explanation(con, result, run["scenario"], run["instance_name"]))
         _insert(con, "plan_runs", pd.DataFrame([run]))
@@ -251,10 +251,6 @@ def _publish(con, result, run, *, explain: bool) -> dict[str, int]:
                 continue
             _insert(con, table, rounded(frame).assign(run_id=result.run_id))
             counts[table] = len(frame)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
