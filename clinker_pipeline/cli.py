@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("solvers", help="list the solvers Pyomo can use here")
 
+    p = sub.add_parser("explain", help="why demand goes unserved, bottlenecks, what changed")
+    p.add_argument("--run-id", default=None, help="plan run (default: the latest base run)")
+    p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
+    p.add_argument("--top", type=positive_int, default=10, help="bottlenecks and changes shown")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
     p = sub.add_parser("health", help="reachability, latency and data age of every source")
     p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per probe")
     p.add_argument("--duckdb", default=None, help="DuckDB file (default: CLINKER_DUCKDB_PATH)")
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "template": cmd_template,
         "optimize": cmd_optimize,
         "solvers": cmd_solvers,
+        "explain": cmd_explain,
         "generate": cmd_generate,
         "run": cmd_run,
         "health": cmd_health,
@@ -305,8 +312,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         import duckdb
 
         from clinker_pipeline.defs.analytics import ensure_analyst_tables
+        from clinker_pipeline.explain import explain_plan
         from clinker_pipeline.lib.store.plan_store import write_plan
         from clinker_pipeline.lib.store.snapshot import publish_snapshot
+
+        result.explanation = explain_plan(instance.tables, result)
 
         def publish(con: Any) -> None:
             ensure_analyst_tables(con)
@@ -351,6 +361,26 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not result.plan_found:
         print(f"no plan: {result.message}", file=sys.stderr)
         return EXIT_NO_PLAN
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Read a published plan's explanation back from DuckDB (nothing is solved)."""
+    from clinker_pipeline.explain.report import explain_text, load_explanation
+
+    database = args.duckdb or settings.duckdb_path()
+    if not Path(database).exists():
+        print(f"error: {database}: no such DuckDB file (run `clinker run` first)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    record = load_explanation(database, args.run_id, top=args.top)
+    if record is None:
+        which = f"run {args.run_id}" if args.run_id else "a successful base plan"
+        print(f"error: {database} holds no {which}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(record, default=str))
+    else:
+        print(explain_text(record))
     return EXIT_OK
 
 

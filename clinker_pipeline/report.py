@@ -50,6 +50,9 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
     elif len(result.diagnosis):
         lines.append("  rows that must give:")
         lines += [f"    - {d}" for d in result.diagnosis["description"].head(10)]
+    explanation = getattr(result, "explanation", None)
+    if result.plan_found and explanation is not None:
+        lines += _explanation_lines(explanation)
     applied = result.options.get("adjustments") or {}
     if applied.get("fuel") or applied.get("weather"):
         fuel, weather = applied.get("fuel") or {}, applied.get("weather") or {}
@@ -81,6 +84,26 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
             "plan_inventory, plan_unmet; views latest_plan_*)"
         )
     return "\n".join(lines)
+
+
+def _explanation_lines(explanation) -> list[str]:
+    """Why unmet, the top bottleneck and what changed: one line each (`clinker explain` has all)."""
+    from clinker_pipeline.explain.changes import change_summary
+
+    if explanation.error:
+        return [f"  explain     failed, plan kept: {explanation.error}"]
+    lines = []
+    reasons = explanation.reasons
+    if len(reasons):
+        by = reasons.groupby("reason")["unmet_t"].sum().sort_values(ascending=False)
+        lines.append("  unmet why   " + ", ".join(f"{code} {t:,.0f} t" for code, t in by.items()))
+    top = explanation.top_bottleneck()
+    if top:
+        lines.append(f"  bottleneck  {top}")
+    lines.append(
+        f"  changes     {change_summary(explanation.changes, explanation.previous_run_id)}"
+    )
+    return lines
 
 
 def scenario_summary(table: pd.DataFrame) -> str:

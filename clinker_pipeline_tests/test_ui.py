@@ -146,3 +146,33 @@ def test_plan_page_shows_latest_metadata_and_checks(dagster_ui, page):
     page.goto(f"{url}/assets/clinker_capacity?view=checks")
     for check in ("schema_valid", "references_valid"):
         expect(page.get_by_text(check, exact=True).first).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.timeout(420)
+def test_plan_page_reads_like_a_report_with_pictures(dagster_ui, page):
+    from playwright.sync_api import expect
+
+    url, work = dagster_ui
+    # the PNGs are written for analysts beside the DuckDB file, one folder per plan run
+    charts = work / "clinker_charts"
+    runs = [p for p in charts.iterdir() if p.name != "scenarios"]
+    assert len(runs) == 1, "one plan run, one folder of charts beside clinker.duckdb"
+    assert {p.name for p in runs[0].iterdir()} >= {"network_map.png", "unmet_by_node.png"}
+    assert list(charts.glob("scenarios/*/scenario_comparison.png"))
+    page.goto(f"{url}/assets/clinker_plan")
+    dismiss_welcome(page)
+    for key in ("cost (INR crore)", "served (%)", "top bottleneck", "changes"):
+        expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=30_000)
+    dismiss_welcome(page)  # on a loaded machine the dialog can come after the first try
+    page.wait_for_timeout(500)
+    shoot(page, work, "clinker_plan_head.png")  # status, cost, served, gap, bottleneck, changes
+    # each picture is a markdown entry; Dagster renders long markdown behind "[Show Markdown]"
+    for name in ("network_map", "production_vs_capacity", "unmet_by_node", "mode_share"):
+        expect(page.get_by_role("row", name=name).first).to_be_visible(timeout=30_000)
+    page.get_by_role("row", name="network_map").first.get_by_text("[Show Markdown]").click()
+    picture = page.locator('img[src^="data:image/png;base64,"]').first
+    expect(picture).to_be_visible(timeout=30_000)
+    box = picture.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 200
+    page.wait_for_timeout(500)
+    shoot(page, work, "clinker_plan_report.png")

@@ -49,6 +49,8 @@ class PlanResult:
     # the validated tables before feed/scenario adjustments, so what-if runs start from the
     # same data as this plan (not part of the summary or the DuckDB tables)
     inputs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # clinker_pipeline.explain.Explanation of the plan (reasons, marginals, changes), when made
+    explanation: Any = field(default=None, repr=False)
 
     @property
     def plan_found(self) -> bool:

@@ -179,12 +179,18 @@ def clinker_plan(
     context.log.info(
         f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
     )
+    report = explain_for_report(context, duckdb, model_tables, result)
+    metadata = plan_metadata(result)
+    adjustments = metadata.pop("adjustments")
     yield dg.Output(
         result,
         metadata={
-            **plan_metadata(result),
+            **report.pop("head"),
+            **metadata,
+            **report,
             # WARN checks of this run's inputs that failed: the plan went ahead, but shows them
             "input_check_warnings": dg.MetadataValue.json(warned),
+            "adjustments": adjustments,
         },
     )
     yield dg.AssetCheckResult(
@@ -267,6 +273,102 @@ def read_feed_inputs(
     return feeds
 
 
+def explain_for_report(
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    tables: dict[str, pd.DataFrame],
+    result: PlanResult,
+) -> dict[str, object]:
+    """Explain the plan (reasons, marginals, changes, pictures) and lay it out for the plan's page:
+    the figures a planner reads first under "head", then the pictures and tables. Nothing here may
+    cost the plan: a failure is logged and shown, and the plan goes on to be published."""
+    from clinker_pipeline.explain import explain_plan
+    from clinker_pipeline.explain.changes import change_summary
+    from clinker_pipeline.explain.charts import (
+        charts_dir,
+        markdown_image,
+        plan_charts,
+        write_charts,
+    )
+    from clinker_pipeline.explain.marginals import bottlenecks
+    from clinker_pipeline.explain.store import changes_against_previous
+    from clinker_pipeline.lib.store.db import table_exists
+
+    def num(v: float | None, digits: int, scale: float = 1.0) -> dg.MetadataValue:
+        return dg.MetadataValue.float(
+            float("nan") if v is None else round(float(v) / scale, digits)
+        )
+
+    head: dict[str, object] = {
+        "status": result.status,
+        "cost (INR crore)": num(result.cost, 2, 1e7),
+        "served (%)": num(result.served_pct, 4),
+        "MIP gap (%)": num(None if result.mip_gap is None else 100 * result.mip_gap, 4),
+    }
+    out: dict[str, object] = {"head": head}
+    if not result.plan_found:
+        return out
+    explanation = explain_plan(tables, result)
+    result.explanation = explanation
+    if explanation.error:
+        context.log.warning(f"explaining the plan failed (the plan is kept): {explanation.error}")
+        head["explanation_error"] = explanation.error
+    head["top bottleneck"] = explanation.top_bottleneck() or "none binding"
+    try:
+        with duckdb.get_connection() as con:
+            prev, changes = None, pd.DataFrame()
+            if table_exists(con, "plan_runs"):  # read only: the first plan has nothing before it
+                prev, changes = changes_against_previous(
+                    con,
+                    result,
+                    str(result.options.get("scenario", "base")),
+                    result.options.get("instance_name"),
+                )
+        explanation.previous_run_id, explanation.changes = prev, changes
+        head["changes"] = change_summary(changes, prev)
+    except Exception as exc:  # reading the previous plan is a nicety, never a failure
+        context.log.warning(f"could not compare with the previous plan: {exc}")
+    head["explain (s)"] = dg.MetadataValue.float(round(explanation.seconds, 3))
+    try:
+        charts = plan_charts(tables["plants"], result)
+        folder = charts_dir(duckdb.database) / result.run_id
+        write_charts(charts, folder)
+        out["charts_folder"] = dg.MetadataValue.path(str(folder))
+        for name, png in charts.items():
+            out[name] = dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
+    except Exception as exc:
+        context.log.warning(f"drawing the plan's charts failed (the plan is kept): {exc}")
+    reasons = explanation.reasons
+    if len(reasons):
+        out["unmet_reasons"] = dg.MetadataValue.md(
+            to_markdown(
+                reasons[["iugu_code", "time_period", "unmet_t", "reason", "text"]],
+                max_rows=len(reasons),
+            )
+        )
+    top = bottlenecks(explanation.marginals).head(15)
+    if len(top):
+        out["bottlenecks"] = dg.MetadataValue.md(
+            to_markdown(
+                top[
+                    [
+                        "kind",
+                        "iugu_code",
+                        "to_code",
+                        "time_period",
+                        "description",
+                        "unit",
+                        "serve_t_per_unit",
+                        "saving_inr_per_unit",
+                    ]
+                ],
+                max_rows=len(top),
+                float_format="{:,.2f}",
+            )
+        )
+    return out
+
+
 def plan_metadata(result: PlanResult) -> dict[str, object]:
     def num(v: float | None) -> float:
         return float("nan") if v is None else float(v)
@@ -301,7 +403,9 @@ def plan_metadata(result: PlanResult) -> dict[str, object]:
         "solve_s": round(result.solve_s, 3),
         "extract_s": round(result.extract_s, 3),
         "message": result.message,
-        "cost_by_iu": dg.MetadataValue.md(to_markdown(result.cost_by_iu())),
+        "cost_by_iu": dg.MetadataValue.md(
+            to_markdown(result.cost_by_iu(), max_rows=len(result.cost_by_iu()))
+        ),
     }
 
 
@@ -350,6 +454,11 @@ def plan_tables(
                 "run_id": clinker_plan.run_id,
                 "rows_added": counts.get(name, 0),
                 "status": clinker_plan.status,
+                # written in the same transaction: plan_unmet_reasons, plan_marginals, plan_changes
+                "explanation_rows": dg.MetadataValue.json(
+                    {k: v for k, v in counts.items() if k not in PUBLISHED}
+                ),
+                "explanation_error": str(getattr(clinker_plan.explanation, "error", None) or ""),
             },
         )
 
@@ -380,6 +489,12 @@ def scenario_comparison(
     telemetry: TelemetrySettings,
 ) -> dg.MaterializeResult:
     """What-ifs next to the plan: each scenario is a full solve, published like the plan."""
+    from clinker_pipeline.explain.charts import (
+        charts_dir,
+        markdown_image,
+        scenario_chart,
+        write_charts,
+    )
     from clinker_pipeline.optimization import SolveOptions
     from clinker_pipeline.optimization.comparison import (
         ScenarioRun,
@@ -439,10 +554,19 @@ def scenario_comparison(
     shown = table[
         ["scenario", "status", "cost_inr", "served_pct", "rail_share_pct", "cost_vs_base_pct"]
     ]
+    chart = scenario_chart(table)
+    # beside the plans' charts, one folder per comparison (the Dagster run)
+    write_charts(
+        {"scenario_comparison": chart},
+        charts_dir(duckdb.database) / "scenarios" / context.run.run_id,
+    )
     return dg.MaterializeResult(
         metadata={
             "scenarios": len(table),
-            "comparison": dg.MetadataValue.md(to_markdown(shown, float_format="{:,.2f}")),
+            "comparison": dg.MetadataValue.md(
+                to_markdown(shown, max_rows=len(shown), float_format="{:,.2f}")
+            ),
+            "chart": dg.MetadataValue.md(markdown_image(chart, "scenarios")),
             "stale_inputs": dg.MetadataValue.json(feeds.stale),
             "dagster/row_count": len(table),
         }

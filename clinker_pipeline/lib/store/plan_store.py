@@ -11,6 +11,7 @@ instance into the pipeline's file is kept in `plan_runs` but never becomes its `
 from __future__ import annotations
 
 import json
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,8 @@ import pandas as pd
 from clinker_pipeline.lib.store.backend import conflict_retried, portable_ddl
 from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.optimization.result import PlanResult
+
+logger = logging.getLogger(__name__)
 
 PLAN_TABLES: dict[str, str] = {
     "plan_runs": """
@@ -150,8 +153,11 @@ def rounded(record: dict[str, Any] | pd.DataFrame) -> Any:
 
 @conflict_retried
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    from clinker_pipeline.explain.store import ensure_explain_schema
+
     for name, columns in PLAN_TABLES.items():
         con.execute(portable_ddl(con, f"CREATE TABLE IF NOT EXISTS {name} ({columns})"))
+    ensure_explain_schema(con)
     for name, added in ADDED_COLUMNS.items():
         for column, kind in added:
             con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
@@ -220,8 +226,25 @@ def write_plan(
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in rounded(run).items()
     }
+    try:
+        return _publish(con, result, run, explain=result.plan_found)
+    except Exception as exc:
+        if not result.plan_found:
+            raise
+        # the explanation must never cost the plan: publish the plan alone and say why
+        logger.exception("writing the explanation of plan %s failed", result.run_id)
+        if result.explanation is not None:
+            result.explanation.error = f"not written: {type(exc).__name__}: {exc}"
+        return _publish(con, result, run, explain=False)
+
+
+def _publish(con, result, run, *, explain: bool) -> dict[str, int]:
+    from clinker_pipeline.explain.store import write_explanation
+
     counts: dict[str, int] = {}
     with transaction(con):
+        if explain:  # before plan_runs gains this run: changes compare with the previous plan
+            counts.update(write_explanation(con, result, run["scenario"], run["instance_name"]))
         _insert(con, "plan_runs", pd.DataFrame([run]))
         counts["plan_runs"] = 1
         for table, attr in DETAIL_TABLES.items():

@@ -73,11 +73,15 @@ def apply_retention(
     doomed = runs_to_delete(
         con, plan_runs_keep_days=plan_runs_keep_days, keep_latest_runs=keep_latest_runs, now=now
     )
+    from clinker_pipeline.explain.store import EXPLAIN_TABLES
+
     counts: dict[str, int] = {name: 0 for name in ("plan_runs", *DETAIL_TABLES)}
     if doomed:
         with transaction(con):
-            for table in (*DETAIL_TABLES, "plan_runs"):
-                counts[table] = _delete(con, table, "list_contains(?, run_id)", [doomed])
+            for table in (*DETAIL_TABLES, *EXPLAIN_TABLES, "plan_runs"):
+                deleted = _delete(con, table, "list_contains(?, run_id)", [doomed])
+                if table in counts:
+                    counts[table] = deleted
     counts["quarantine"] = _delete(
         con,
         "quarantine",
