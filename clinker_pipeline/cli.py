@@ -301,31 +301,29 @@ def _quality_report(instance: Any, run_id: str, database: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Materialize every asset in-process, as the scheduled job would, and print the plan."""
-    if args.input:
-        os.environ["CLINKER_INSTANCE_PATH"] = str(Path(args.input).resolve())
-    if args.duckdb:
-        os.environ["CLINKER_DUCKDB_PATH"] = args.duckdb
+    """Materialize every asset in-process, as the automation would, and print the plan."""
     import dagster as dg
 
     from clinker_pipeline.definitions import defs
+    from clinker_pipeline.defs.materialize_all import materialize_all
     from clinker_pipeline.report import plan_summary, quality_summary, scenario_summary
 
     instance = (
         dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     )
-    job = defs.resolve_job_def("clinker_plan_job")
-    plan_config = {"time_limit": args.time_limit, "mip_gap": args.gap}
-    if args.source:
-        plan_config["input_source"] = args.source
-    run_config = {
-        "ops": {"clinker_plan": {"config": plan_config}},
-        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "WARNING"}}},
-    }
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    database = args.duckdb or settings.duckdb_path()
+    runs = materialize_all(
+        defs,
+        instance,
+        _run_config(args, database),
+        [s.name for s in defs.resources["scenarios"].load().scenarios],
+        defs.resources["telemetry"].store().list_batches(),
+    )
+    result = runs.main
     failed_checks = [
         e
-        for e in result.get_asset_check_evaluations()
+        for r in (result, *runs.others)
+        for e in r.get_asset_check_evaluations()
         if not e.passed and e.severity.value == "ERROR"
     ]
     for check in failed_checks:
@@ -343,19 +341,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    print(
-        f"Materialized {len(result.get_asset_materialization_events())} assets "
-        f"(Dagster run {result.run_id})."
-    )
-    database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
+    print(f"Materialized {runs.materialized} assets (Dagster run {result.run_id}).")
     print(plan_summary(plan, database))
     print(scenario_summary(_latest_comparison(database)))
     print(quality_summary(_quality_report(instance, result.run_id, database)))
-    if not result.success:
+    if not runs.success:
         return EXIT_NO_PLAN
     if plan.status == "infeasible":
         return EXIT_INFEASIBLE
     return EXIT_OK if plan.plan_found else EXIT_NO_PLAN
+
+
+def _run_config(args: argparse.Namespace, database: str) -> dict[str, Any]:
+    """The command's options as run config: resources and the plan's solver settings (the
+    environment is left as it is)."""
+    plan_config: dict[str, Any] = {"time_limit": args.time_limit, "mip_gap": args.gap}
+    if args.source:
+        plan_config["input_source"] = args.source
+    resources: dict[str, Any] = {}
+    if args.input:
+        resources["instance_files"] = {"config": {"path": str(Path(args.input).resolve())}}
+    if args.duckdb:
+        settings.ensure_parent(args.duckdb)
+        resources["duckdb"] = {"config": {"database": args.duckdb}}
+        resources["duckdb_io_manager"] = {"config": {"database": args.duckdb}}
+    return {
+        "ops": {"clinker_plan": {"config": plan_config}},
+        "resources": resources,
+        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "WARNING"}}},
+    }
 
 
 if __name__ == "__main__":

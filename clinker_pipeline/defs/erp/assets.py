@@ -12,6 +12,12 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import (
+    DUCKDB_WRITER_POOL,
+    ERP_CRON,
+    ERP_STOCK_CRON,
+    on_cron,
+)
 from clinker_pipeline.defs.erp.mapping import map_capacity, map_demand, map_plants, map_stock
 from clinker_pipeline.defs.resources import ErpSettings, OracleResource, SapResource
 from clinker_pipeline.instance.problems import Problem
@@ -82,7 +88,7 @@ def _publish(
     yield problem_check_result(asset, RECORDS_CHECK, problems)
 
 
-def _asset(name: str, kinds: set[str], description: str):
+def _asset(name: str, kinds: set[str], description: str, cron: str = ERP_CRON):
     return dg.asset(
         name=name,
         group_name=GROUP,
@@ -92,6 +98,8 @@ def _asset(name: str, kinds: set[str], description: str):
         check_specs=_checks(name),
         retry_policy=feed_retry_policy(),
         description=description,
+        automation_condition=on_cron(cron),
+        pool=DUCKDB_WRITER_POOL,
     )
 
 
@@ -118,6 +126,7 @@ def erp_plants(
     "erp_inventory",
     {"sap"},
     "Clinker stock from SAP (API_MATERIAL_STOCK_SRV) as IUGUOpeningStock: usable stock types only.",
+    cron=ERP_STOCK_CRON,
 )
 def erp_inventory(
     context: dg.AssetExecutionContext, sap: SapResource, erp: ErpSettings, duckdb: DuckDBResource
@@ -211,5 +220,4 @@ erp_job = dg.define_asset_job(
     "erp_sync_job",
     selection=dg.AssetSelection.groups(GROUP),
     description="Fetch plants, stock, demand and capacity from SAP/IBP and Oracle.",
-    tags={"clinker/duckdb_writer": "true"},
 )

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL, on_cron
 from clinker_pipeline.defs.resources import (
     DieselResource,
     ErpSettings,
@@ -59,10 +60,22 @@ def drop_error_rows(
     return frame[~mine.isin(bad)].reset_index(drop=True)
 
 
+# interim, until each feed's declaration carries its cron (issue 10 item 1)
+FEED_CRON = {
+    "weather_forecast": "15 */3 * * *",  # OWM's forecast steps are 3-hourly
+    "diesel_prices": "0 6 * * 2",  # EIA publishes Monday afternoon US Eastern
+    "fx_rates": "30 21 * * 1-5",  # after the ECB reference rates (~16:00 CET)
+    "cement_prices": "0 7 * * *",
+    "economic_indicators": "0 7 1,15 * *",
+}
+
+
 def _asset(name: str, kinds: set[str], what: str, description: str, **kwargs):
     return dg.asset(
         name=name,
         group_name=GROUP,
+        automation_condition=on_cron(FEED_CRON[name]),
+        pool=DUCKDB_WRITER_POOL,
         kinds=kinds | {"duckdb"},
         owners=OWNERS,
         check_specs=feed_checks(name, what),

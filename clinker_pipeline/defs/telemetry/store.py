@@ -132,9 +132,14 @@ def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) 
     return int(after - before)
 
 
-def loaded_batches(con: duckdb.DuckDBPyConnection) -> set[str]:
+def batch_loaded_by(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
+    """The Dagster run that loaded `batch_id`, or None when it was never loaded."""
     con.execute(LOADED_DDL)
-    return {r[0] for r in con.execute("SELECT batch_id FROM telemetry_batches_loaded").fetchall()}
+    row = con.execute(
+        "SELECT coalesce(dagster_run_id, '') FROM telemetry_batches_loaded WHERE batch_id = ?",
+        [batch_id],
+    ).fetchone()
+    return None if row is None else row[0]
 
 
 def record_batch(
@@ -149,7 +154,7 @@ def record_batch(
 ) -> None:
     con.execute(LOADED_DDL)
     con.execute(
-        "INSERT OR REPLACE INTO telemetry_batches_loaded VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO telemetry_batches_loaded VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
             datetime.now(UTC).replace(tzinfo=None),
