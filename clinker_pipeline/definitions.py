@@ -11,7 +11,7 @@ import dagster as dg
 
 from clinker_pipeline.defs.automation import JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
-from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS
+from clinker_pipeline.defs.feeds.spec import feed_assets
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import PLANNING_ASSETS
 from clinker_pipeline.defs.planning.sensors import scenario_set_sensor
@@ -28,7 +28,7 @@ defs = dg.Definitions(
     assets=[
         instance_tables,
         *ERP_ASSETS,
-        *EXTERNAL_ASSETS,
+        *feed_assets(),
         *PLANNING_ASSETS,
         data_quality_report,
         *TELEMETRY_ASSETS,

@@ -21,15 +21,13 @@ dagster.yaml): a solve that only reads never waits behind a write, nor a write b
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.lib.feed_runtime import TIMEZONE
 from clinker_pipeline.lib.store.retention import apply_retention
 
-TIMEZONE = "Asia/Kolkata"
 #: the pool of every asset and op that writes the analysts' DuckDB file
 DUCKDB_WRITER_POOL = "duckdb_writer"
 
 INSTANCE_CRON = "0 5 * * *"  # the instance files, re-read daily before the plan
-ERP_CRON = "0 2 * * *"  # plants, demand and capacity nightly
-ERP_STOCK_CRON = "0 * * * *"  # clinker stock moves hourly
 PLAN_CRON = "30 5 * * *"  # the plan at least once a day, even if no input changed
 
 #: what the plan may lag behind: telemetry lands every minute and reaches the plan at its next
