@@ -508,36 +508,32 @@ def _failure_details(result: Any) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Materialize every asset in-process, as the scheduled job would, and print the plan."""
-    if args.input:
-        if not Path(args.input).exists():
-            raise InvalidInstance(f"--input {args.input}: no such file or directory")
-        os.environ["CLINKER_INSTANCE_PATH"] = str(Path(args.input).resolve())
-    if args.duckdb:
-        os.environ["CLINKER_DUCKDB_PATH"] = args.duckdb
+    """Materialize every asset in-process, as the automation would, and print the plan."""
+    if args.input and not Path(args.input).exists():
+        raise InvalidInstance(f"--input {args.input}: no such file or directory")
     import dagster as dg
 
     from clinker_pipeline.definitions import defs
+    from clinker_pipeline.defs.materialize_all import materialize_all
     from clinker_pipeline.report import plan_summary, quality_summary, scenario_summary
 
     instance = (
         dg.DagsterInstance.get() if os.getenv("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     )
-    job = defs.resolve_job_def("clinker_plan_job")
-    plan_config = {"time_limit": args.time_limit, "mip_gap": args.gap}
-    if args.source:
-        plan_config["input_source"] = args.source
-    run_config = {
-        "ops": {"clinker_plan": {"config": plan_config}},
-        # Dagster's console logger prints each failed step's stack trace at ERROR; the summary
-        # below names what failed in one line, and -v shows Dagster's full log.
-        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
-    }
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
-    failed_steps = _failed_steps(result)
+    database = args.duckdb or settings.duckdb_path()
+    runs = materialize_all(
+        defs,
+        instance,
+        _run_config(args),
+        _scenario_names(defs),
+        defs.resources["telemetry"].store().list_batches(),
+    )
+    result = runs.main
+    failed_steps = [f for r in (result, *runs.others) for f in _failed_steps(r)]
     failed_checks = [
         e
-        for e in result.get_asset_check_evaluations()
+        for r in (result, *runs.others)
+        for e in r.get_asset_check_evaluations()
         if not e.passed and e.severity.value == "ERROR"
     ]
     for check in failed_checks:
@@ -567,22 +563,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for step, message in failed_steps:  # after the plan (scenarios, quality): the plan stands
         print(f"step failed: {step}: {message}", file=sys.stderr)
-    print(
-        f"Materialized {len(result.get_asset_materialization_events())} assets "
-        f"(Dagster run {result.run_id})."
-    )
-    database = os.getenv("CLINKER_DUCKDB_PATH", settings.duckdb_path())
+    print(f"Materialized {runs.materialized} assets (Dagster run {result.run_id}).")
     from clinker_pipeline.lib.store.backend import StoreSettings
 
     store = StoreSettings.from_env(database)
     print(plan_summary(plan, store.describe() if store.is_lake else database))
     print(scenario_summary(_latest_comparison(database)))
     print(quality_summary(_quality_report(instance, result.run_id, database)))
-    if not result.success:
+    if not runs.success:
         return EXIT_NO_PLAN
     if plan.status == "infeasible":
         return EXIT_INFEASIBLE
     return EXIT_OK if plan.plan_found else EXIT_NO_PLAN
+
+
+def _scenario_names(defs: Any) -> list[str]:
+    """The scenario partitions to solve; none when the set does not load (the plan step then
+    fails on it and says why, in one line)."""
+    from clinker_pipeline.optimization.scenarios import ScenarioError
+
+    try:
+        return [s.name for s in defs.resources["scenarios"].load().scenarios]
+    except ScenarioError:
+        return []
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's options as run config: resources and the plan's solver settings (the
+    environment is left as it is)."""
+    plan_config: dict[str, Any] = {"time_limit": args.time_limit, "mip_gap": args.gap}
+    if args.source:
+        plan_config["input_source"] = args.source
+    resources: dict[str, Any] = {}
+    if args.input:
+        resources["instance_files"] = {"config": {"path": str(Path(args.input).resolve())}}
+    if args.duckdb:
+        settings.ensure_parent(args.duckdb)
+        resources["duckdb"] = {"config": {"database": args.duckdb}}
+        resources["duckdb_io_manager"] = {"config": {"database": args.duckdb}}
+    return {
+        "ops": {"clinker_plan": {"config": plan_config}},
+        "resources": resources,
+        # Dagster's console logger prints each failed step's stack trace at ERROR; the summary
+        # names what failed in one line, and -v shows Dagster's full log.
+        "loggers": {"console": {"config": {"log_level": "INFO" if args.verbose else "CRITICAL"}}},
+    }
 
 
 if __name__ == "__main__":

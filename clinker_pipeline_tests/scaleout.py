@@ -173,7 +173,7 @@ class Cluster:
                 proc.wait(timeout=10)
         self.workers.clear()
 
-    def execute_job(self, job: str = "clinker_plan_job", **popen) -> subprocess.Popen:
+    def execute_job(self, job: str = "main_run_job", **popen) -> subprocess.Popen:
         """`dagster job execute` of the code location, as the README's scale-out section runs it."""
         dagster = venv_command("dagster")
         with open(self.work / "run.log", "ab") as log:
@@ -248,7 +248,7 @@ def start_embedded_run(
         "import dagster as dg\n"
         "from clinker_pipeline.definitions import defs\n"
         "inst = dg.DagsterInstance.ephemeral()\n"
-        "r = defs.resolve_job_def('clinker_plan_job').execute_in_process(\n"
+        "r = defs.resolve_job_def('main_run_job').execute_in_process(\n"
         "    instance=inst, raise_on_error=False)\n"
         f"{STEP_TIMES}"
         "raise SystemExit(0 if r.success else 1)\n"

@@ -1,7 +1,7 @@
-"""Schedules, sensors and the retention job: registered, evaluable, and doing what they say."""
+"""Declarative automation, the retention job and the failure alert: registered, evaluable, and
+doing what they say (a plan run materializes the planning assets only)."""
 
 import dataclasses
-import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,36 +15,30 @@ from clinker_pipeline.definitions import defs
 from clinker_pipeline.defs.automation import (
     _failure_message,
     cleanup_job,
-    plan_inputs_changed_sensor,
     run_failure_alert_sensor,
 )
-from clinker_pipeline.defs.erp.sap.assets import erp_plants
 from clinker_pipeline.instance import load_instance, sample_instance_path
 from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, write_plan
 from clinker_pipeline.lib.store.quarantine import QUARANTINE_DDL
 from clinker_pipeline.lib.store.retention import apply_retention
 from clinker_pipeline.optimization import SolveOptions, optimize
-from clinker_pipeline_tests.test_erp_assets import resources as erp_resources
 
-SCHEDULES = {
-    "erp_daily_schedule": ("0 2 * * *", "erp_sync_job"),
-    "erp_stock_hourly_schedule": ("0 * * * *", "erp_stock_job"),
-    "plan_daily_schedule": ("30 5 * * *", "clinker_plan_job"),
-    "cleanup_weekly_schedule": ("0 3 * * 0", "cleanup_job"),
-    "weather_3hourly_schedule": ("15 */3 * * *", "weather_job"),
-    "diesel_weekly_schedule": ("0 6 * * 2", "diesel_job"),
-    "fx_daily_schedule": ("30 21 * * 1-5", "fx_job"),
-    "market_daily_schedule": ("0 7 * * *", "market_job"),
-    "indicators_monthly_schedule": ("0 7 1,15 * *", "indicators_job"),
-}
-FEED_JOBS = {
-    "weather_job": {"weather_forecast"},
-    "diesel_job": {"fx_rates", "diesel_prices"},
-    "fx_job": {"fx_rates"},
-    "market_job": {"cement_prices"},
-    "indicators_job": {"economic_indicators"},
-}
 PLAN_TABLES = ("plan_runs", *DETAIL_TABLES)
+IST = ZoneInfo("Asia/Kolkata")
+#: source -> its cron (plant time): the supplier's cadence
+SOURCE_CRONS = {
+    "erp_plants": "0 2 * * *",
+    "erp_demand_forecast": "0 2 * * *",
+    "erp_capacity": "0 2 * * *",
+    "erp_inventory": "0 * * * *",
+    "plants": "0 5 * * *",
+    "weather_forecast": "15 */3 * * *",
+    "diesel_prices": "0 6 * * 2",
+    "fx_rates": "30 21 * * 1-5",
+    "cement_prices": "0 7 * * *",
+    "economic_indicators": "0 7 1,15 * *",
+}
+PLANNING = {"clinker_plan", "scenario_plan", "scenario_comparison", *PLAN_TABLES}
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -54,123 +48,132 @@ def test_definitions_are_loadable():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_every_schedule_is_registered_with_cron_timezone_job_and_stopped():
-    repo = defs.get_repository_def()
-    schedules = {s.name: s for s in repo.schedule_defs}
-    assert set(schedules) == set(SCHEDULES)
-    for name, (cron, job) in SCHEDULES.items():
-        s = schedules[name]
-        assert (s.cron_schedule, s.execution_timezone, s.job_name) == (cron, "Asia/Kolkata", job)
-        assert s.default_status == dg.DefaultScheduleStatus.STOPPED
+def test_every_asset_has_an_automation_condition_but_the_quality_report():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        condition = graph.get(key).automation_condition
+        if key.to_user_string() == "data_quality_report":
+            assert condition is None  # it follows runs (data_quality_sensor), not assets
+        else:
+            assert condition is not None, key
 
 
-def test_every_sensor_is_registered():
+def test_sources_run_on_their_cron_in_plant_time_and_the_plan_follows_its_inputs():
+    graph = defs.resolve_asset_graph()
+    label = lambda name: graph.get(dg.AssetKey(name)).automation_condition.get_label()  # noqa: E731
+    for name, cron in SOURCE_CRONS.items():
+        assert label(name) == f"on_cron({cron}, Asia/Kolkata)", name
+    assert label("clinker_plan") == "inputs changed, or daily"
+    for name in ("plan_runs", "scenario_plan", "scenario_comparison", "alerts"):
+        assert label(name) == "eager", name
+    assert label("production_telemetry") == "on_missing"
+
+
+def test_one_automation_sensor_running_by_default_and_the_kept_sensors():
     repo = defs.get_repository_def()
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {
-        "plan_inputs_changed_sensor",
+        "clinker_automation_sensor",
         "run_failure_alert_sensor",
         "data_quality_sensor",
+        "data_quality_failure_sensor",
         "telemetry_batches_sensor",
-        "default_automation_condition_sensor",  # the feeds' and ERP's automation conditions
+        "scenario_set_sensor",
     }
-    assert sensors["telemetry_batches_sensor"].job_name == "telemetry_job"
-    quality = sensors["data_quality_sensor"]
-    assert quality.job_name == "data_quality_job"
-    assert quality.default_status == dg.DefaultSensorStatus.STOPPED
-    plan = sensors["plan_inputs_changed_sensor"]
-    assert plan.job_name == "clinker_plan_job"
-    assert plan.minimum_interval_seconds == 300
-    assert plan.default_status == dg.DefaultSensorStatus.STOPPED
-    assert isinstance(sensors["run_failure_alert_sensor"], dg.RunStatusSensorDefinition)
+    automation = [
+        s for s in sensors.values() if isinstance(s, dg.AutomationConditionSensorDefinition)
+    ]
+    assert [s.name for s in automation] == ["clinker_automation_sensor"]
+    assert automation[0].default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("data_quality_sensor", "data_quality_failure_sensor", "scenario_set_sensor"):
+        assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING, name
+    for name in ("data_quality_sensor", "data_quality_failure_sensor", "run_failure_alert_sensor"):
+        assert isinstance(sensors[name], dg.RunStatusSensorDefinition), name
+    assert sensors["telemetry_batches_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
 
 
-def test_every_job_is_registered():
+def test_only_the_retention_schedule_is_left():
     repo = defs.get_repository_def()
-    names = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
-    assert names == {
-        "clinker_plan_job",
-        "erp_sync_job",
-        "erp_stock_job",
-        "cleanup_job",
-        "data_quality_job",
-        "telemetry_job",
-        *FEED_JOBS,
-    }
-    plan = defs.resolve_job_def("clinker_plan_job").asset_layer.selected_asset_keys
-    assert dg.AssetKey("data_quality_report") not in plan
-    stock = defs.resolve_job_def("erp_stock_job")
-    assert {k.to_user_string() for k in stock.asset_layer.selected_asset_keys} == {"erp_inventory"}
-    for job, assets in FEED_JOBS.items():
-        selected = defs.resolve_job_def(job).asset_layer.selected_asset_keys
-        assert {k.to_user_string() for k in selected} == assets
-    for job in ("erp_stock_job", "cleanup_job", *FEED_JOBS):
-        assert defs.resolve_job_def(job).tags["clinker/duckdb_writer"] == "true"
-
-
-# --- schedules --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_schedule_tick_requests_one_run_of_its_job(name):
-    schedule = defs.get_repository_def().get_schedule_def(name)
-    when = datetime(2025, 6, 1, 5, 30, tzinfo=ZoneInfo("Asia/Kolkata"))
+    (schedule,) = repo.schedule_defs
+    assert (schedule.name, schedule.job_name) == ("cleanup_weekly_schedule", "cleanup_job")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * 0", "Asia/Kolkata")
+    when = datetime(2025, 6, 1, 3, 0, tzinfo=IST)
     data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when))
     assert len(data.run_requests) == 1
-    assert data.run_requests[0].job_name in (None, SCHEDULES[name][1])
-    assert schedule.job_name == SCHEDULES[name][1]
 
 
-# --- plan re-solve sensor ---------------------------------------------------------------------
+# --- declarative automation -------------------------------------------------------------------
 
 
-def _evaluate(instance, cursor):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    return plan_inputs_changed_sensor.evaluate_tick(ctx)
-
-
-def test_sensor_requests_one_plan_run_per_change_and_skips_otherwise(tmp_path):
-    with dg.instance_for_test() as instance:
-        first = _evaluate(instance, None)
-        assert first.run_requests == [] and first.skip_message
-
-        res = dg.materialize(
-            [erp_plants], resources=erp_resources(tmp_path / "e.duckdb"), instance=instance
+def _materialize_everything_once(instance: dg.DagsterInstance) -> None:
+    """Every unpartitioned asset materialized, with its checks passed."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        if graph.get(key).partitions_def is None:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    for check in graph.asset_check_keys:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(asset_key=check.asset_key, check_name=check.name, passed=True)
         )
-        assert res.success
-        tick = _evaluate(instance, None)
-        assert len(tick.run_requests) == 1
-        request = tick.run_requests[0]
-        assert request.run_key and request.job_name in (None, "clinker_plan_job")
-        cursor = json.loads(tick.cursor)
-        assert set(cursor) == {"erp_plants"}
-
-        again = _evaluate(instance, tick.cursor)
-        assert again.run_requests == [] and again.skip_message
-
-        instance.report_runless_asset_event(dg.AssetMaterialization("erp_capacity"))
-        changed = _evaluate(instance, tick.cursor)
-        assert len(changed.run_requests) == 1
-        assert changed.run_requests[0].run_key != request.run_key
-        assert set(json.loads(changed.cursor)) == {"erp_plants", "erp_capacity"}
 
 
-def test_sensor_ignores_inputs_rematerialized_by_the_plan_job(tmp_path):
-    """A plan run re-materializes its inputs; that must not schedule yet another plan."""
+def _requested(result) -> set[str]:
+    graph = defs.resolve_asset_graph()
+    return {k.to_user_string() for k in graph.get_all_asset_keys() if result.get_num_requested(k)}
 
-    @dg.asset(name="erp_plants")
-    def stub():
-        return 1
 
-    stub_defs = dg.Definitions(
-        assets=[stub], jobs=[dg.define_asset_job("clinker_plan_job", selection=[stub])]
-    )
+def test_a_fresh_instance_launches_nothing_at_start_up():
+    """Why the automation sensor may run by default: its first tick requests nothing."""
     with dg.instance_for_test() as instance:
-        stub_defs.resolve_job_def("clinker_plan_job").execute_in_process(instance=instance)
-        tick = _evaluate(instance, None)
-        assert tick.run_requests == [] and tick.skip_message
-        assert set(json.loads(tick.cursor)) == {"erp_plants"}
-        assert not _evaluate(instance, tick.cursor).run_requests
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert result.total_requested == 0
+
+
+def _tick(instance: dg.DagsterInstance, when: datetime, previous=None):
+    return dg.evaluate_automation_conditions(
+        defs=defs,
+        instance=instance,
+        cursor=previous.cursor if previous else None,
+        evaluation_time=when,
+    )
+
+
+@pytest.mark.parametrize("check_passed", [True, False])
+def test_an_input_change_requests_the_planning_assets_only(check_passed):
+    """A plan run launched by automation fetches no feed, no ERP entity, no instance file; and
+    an input whose blocking check failed triggers nothing."""
+    with dg.instance_for_test() as instance:
+        start = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
+        first = _tick(instance, start)
+        _materialize_everything_once(instance)
+        settled = _tick(instance, start + timedelta(minutes=1), first)
+        assert _requested(settled) == set()  # the plan was materialized with its inputs
+        instance.report_runless_asset_event(dg.AssetMaterialization("erp_inventory"))
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("erp_inventory"),
+                check_name="records_usable",
+                passed=check_passed,
+            )
+        )
+        requested = _requested(_tick(instance, start + timedelta(minutes=2), settled))
+        if check_passed:
+            assert {"clinker_plan", "plan_runs", "plan_shipments"} <= requested
+            assert requested <= PLANNING, requested - PLANNING
+        else:
+            assert "clinker_plan" not in requested
+
+
+def test_the_plan_is_solved_daily_even_when_no_input_changed():
+    with dg.instance_for_test() as instance:
+        before = datetime(2026, 6, 2, 5, 0, tzinfo=IST)  # 05:00 IST, the plan's cron is 05:30
+        first = _tick(instance, before)
+        _materialize_everything_once(instance)
+        quiet = _tick(instance, before + timedelta(minutes=10), first)
+        assert "clinker_plan" not in _requested(quiet)
+        after = _tick(instance, before + timedelta(minutes=40), quiet)
+        assert "clinker_plan" in _requested(after)
+        assert _requested(after) <= PLANNING
 
 
 # --- retention --------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The code location loads, and exposes every asset, check and job the README promises."""
+"""The code location loads, and exposes every asset, check, pool and job the README promises."""
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -9,7 +10,7 @@ import yaml
 
 from clinker_pipeline.definitions import defs
 from clinker_pipeline.instance import TABLES
-from clinker_pipeline_tests.helpers import REPO
+from clinker_pipeline_tests.helpers import REPO, venv_command
 
 PLAN_TABLES = [
     "plan_runs",
@@ -36,7 +37,7 @@ def test_every_asset_is_registered():
         "economic_indicators",
         "cement_prices",
     }
-    planning = {"clinker_plan", "scenario_comparison"}
+    planning = {"clinker_plan", "scenario_plan", "scenario_comparison"}
     quality = {"data_quality_report"}
     telemetry = {
         "production_telemetry",
@@ -122,12 +123,35 @@ def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime(m
     assert plan.tags["dagster/max_runtime"] == "3600"
 
 
-def test_main_job_selects_the_whole_graph_but_the_quality_report():
-    job = defs.resolve_job_def("clinker_plan_job")
-    assert job.tags["clinker/duckdb_writer"] == "true"
+#: assets that only read DuckDB (solves): they must never wait behind a writer
+SOLVES = {"clinker_plan", "scenario_plan"}
+
+
+def test_every_asset_that_writes_duckdb_shares_the_writer_pool_and_solves_hold_none():
     graph = defs.resolve_asset_graph()
-    report = dg.AssetKey("data_quality_report")
-    assert set(job.asset_layer.selected_asset_keys) == set(graph.get_all_asset_keys()) - {report}
+    for key in graph.get_all_asset_keys():
+        pools = graph.get(key).pools
+        if key.to_user_string() in SOLVES:
+            assert pools == set(), key
+        else:
+            assert pools == {"duckdb_writer"}, key
+    retention = defs.resolve_job_def("cleanup_job").graph.node_named("apply_duckdb_retention")
+    assert retention.definition.pool == "duckdb_writer"
+
+
+def test_no_run_tag_limits_and_one_pool_slot_in_dagster_yaml():
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert "tag_concurrency_limits" not in config["concurrency"].get("runs", {})
+    for job in defs.get_repository_def().get_all_jobs():
+        assert "clinker/duckdb_writer" not in job.tags, job.name
+
+
+def test_no_job_selects_the_whole_graph():
+    """A plan run must not re-fetch every feed: jobs stay small, automation does the rest."""
+    repo = defs.get_repository_def()
+    names = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
+    assert names == {"erp_sync_job", "cleanup_job", "data_quality_job"}
 
 
 def test_erp_sync_job_selects_the_erp_group():
@@ -146,8 +170,27 @@ def test_plan_asset_has_a_max_runtime():
 def test_workspace_yaml_and_pyproject_point_at_the_same_module():
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]["module_name"]
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert pyproject["tool"]["dagster"]["module_name"] == module == "clinker_pipeline.definitions"
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]
+    assert tool["dagster"]["module_name"] == module == "clinker_pipeline.definitions"
+    assert tool["dg"]["directory_type"] == "project"
+    assert tool["dg"]["project"]["root_module"] == "clinker_pipeline"
+    assert tool["dg"]["project"]["code_location_target_module"] == module
+
+
+def test_dg_check_defs_passes():
+    """`dg check defs` (dagster-dg-cli) loads the project from [tool.dg], as `dg dev` does."""
+    venv = REPO / ".venv"
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)} if venv.is_dir() else dict(os.environ)
+    out = subprocess.run(
+        [venv_command("dg"), "check", "defs"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-2000:]
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
 
 
 def test_dagster_cli_validates_both_entry_points():

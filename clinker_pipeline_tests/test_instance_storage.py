@@ -143,11 +143,12 @@ def test_full_materialization_is_recorded_in_postgres(
 def test_schedules_and_sensor_ticks_against_postgres(
     dagster_home, pg_database, tmp_path, monkeypatch
 ):
-    """The re-solve sensor reads materializations from PostgreSQL and keeps its cursor there."""
+    """Partitions, automation and schedules keep their state in PostgreSQL."""
     from datetime import UTC, datetime
 
     from clinker_pipeline.definitions import defs
-    from clinker_pipeline.defs.automation import SCHEDULES, plan_inputs_changed_sensor
+    from clinker_pipeline.defs.automation import SCHEDULES
+    from clinker_pipeline.defs.planning.sensors import scenario_set_sensor
 
     monkeypatch.setenv("DAGSTER_PG_HOST", "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PG_USERNAME", "postgres")
@@ -155,20 +156,24 @@ def test_schedules_and_sensor_ticks_against_postgres(
     instance = dg.DagsterInstance.get()
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
 
-    def tick(cursor):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-        return plan_inputs_changed_sensor.evaluate_tick(ctx)
+    def tick():
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"scenarios": defs.resources["scenarios"]}
+        )
+        result = scenario_set_sensor.evaluate_tick(ctx)
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        return result
 
-    assert tick(None).run_requests == []  # nothing materialized yet in this database
+    first = tick()
+    assert first.dynamic_partitions_requests and not first.run_requests
+    assert "base" in instance.get_dynamic_partitions("scenarios")
+    assert not tick().dynamic_partitions_requests  # stored in PostgreSQL: nothing to add
     done = dg.materialize(
         [ERP_ASSETS[0]], resources=graph_resources(tmp_path / "c.duckdb"), instance=instance
     )
     assert done.success
-    first = tick(None)
-    assert len(first.run_requests) == 1
-    assert plan_inputs_changed_sensor.job_name == "clinker_plan_job"
-    assert first.run_requests[0].run_key.startswith("plan-inputs-")
-    assert tick(first.cursor).run_requests == []
+    assert dg.evaluate_automation_conditions(defs=defs, instance=instance).total_requested == 0
     when = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
     for schedule in SCHEDULES:
         data = schedule.evaluate_tick(

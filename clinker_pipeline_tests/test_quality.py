@@ -18,6 +18,8 @@ from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.quality.assets import (
     build_report,
+    data_quality_failure_sensor,
+    data_quality_job,
     data_quality_report,
     data_quality_sensor,
 )
@@ -107,34 +109,61 @@ def test_report_of_a_run_with_bad_rows(tmp_path):
     assert n == 2
 
 
-def test_sensor_requests_one_report_per_finished_run_and_the_asset_writes_it(tmp_path):
+def _status_context(sensor_name: str, instance, result):
+    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=event,
+    )
+
+
+def test_sensors_request_one_report_per_finished_run_and_the_asset_writes_it(tmp_path):
     db = tmp_path / "c.duckdb"
-    instance = dg.DagsterInstance.ephemeral()
-    defs = dg.Definitions(
-        assets=[fx_rates, data_quality_report],
-        jobs=[
-            dg.define_asset_job("fx_job", selection=[fx_rates]),
-            dg.define_asset_job("data_quality_job", selection=[data_quality_report]),
-        ],
-        resources=resources(db),
-    )
-    fx_run = defs.resolve_job_def("fx_job").execute_in_process(instance=instance)
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
-    result = data_quality_sensor(context)
-    assert [r.run_key for r in result.run_requests] == [f"dq-{fx_run.run_id}"]
-    request = result.run_requests[0]
-    # the next tick with the advanced cursor has nothing new
-    again = data_quality_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
-    assert isinstance(again, dg.SkipReason)
-    report_run = defs.resolve_job_def("data_quality_job").execute_in_process(
-        instance=instance, run_config=request.run_config
-    )
-    assert report_run.success
-    meta = report_run.asset_materializations_for_node("data_quality_report")[0].metadata
-    assert meta["reported_run_id"].value == fx_run.run_id and meta["feeds"].value == 1
-    # the report's own run is not reported on (not a data-fetching job)
-    later = data_quality_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
-    assert isinstance(later, dg.SensorResult) and not later.run_requests
+    res = resources(db)
+    with dg.instance_for_test() as instance:
+        fx_run = dg.materialize([fx_rates], resources=res, instance=instance)
+        request = data_quality_sensor(_status_context("data_quality_sensor", instance, fx_run))
+        assert request.run_key == f"dq-{fx_run.run_id}"
+        defs = dg.Definitions(
+            assets=[fx_rates, data_quality_report], jobs=[data_quality_job], resources=res
+        )
+        report_run = defs.resolve_job_def("data_quality_job").execute_in_process(
+            instance=instance, run_config=request.run_config
+        )
+        assert report_run.success
+        meta = report_run.asset_materializations_for_node("data_quality_report")[0].metadata
+        assert meta["reported_run_id"].value == fx_run.run_id and meta["feeds"].value == 1
+        # the report's own run is not reported on
+        again = data_quality_sensor(_status_context("data_quality_sensor", instance, report_run))
+        assert isinstance(again, dg.SkipReason)
+        # a failed run that fetched data is reported too, by the failure sensor
+        bad = dg.materialize(
+            [fx_rates, diesel_prices],
+            resources=resources(db, diesel=SampleDiesel(folder=str(_bad_diesel_dir(tmp_path)))),
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not bad.success
+        failed = data_quality_failure_sensor(
+            _status_context("data_quality_failure_sensor", instance, bad).for_run_failure()
+        )
+        assert failed.run_key == f"dq-{bad.run_id}"
+
+
+def test_the_report_materializes_with_no_config_on_the_newest_run_that_fetched_data(tmp_path):
+    """What "Materialize all" in the UI does: no run id in the launchpad."""
+    db = tmp_path / "c.duckdb"
+    with dg.instance_for_test() as instance:
+        empty = dg.materialize([data_quality_report], resources=resources(db), instance=instance)
+        assert empty.success
+        meta = empty.asset_materializations_for_node("data_quality_report")[0].metadata
+        assert meta["feeds"].value == 0
+        fx_run = dg.materialize([fx_rates], resources=resources(db), instance=instance)
+        report = dg.materialize([data_quality_report], resources=resources(db), instance=instance)
+        meta = report.asset_materializations_for_node("data_quality_report")[0].metadata
+        assert meta["reported_run_id"].value == fx_run.run_id
 
 
 def test_plan_shows_the_warn_checks_that_failed_in_its_run(tmp_path):

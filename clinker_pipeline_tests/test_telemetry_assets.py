@@ -1,6 +1,6 @@
 """Telemetry on the Dagster side: landed batches -> typed tables with checks, dead letters,
-alerts from threshold rules, aggregates, one sensor run per batch, and the plan reacting to
-fresh silo levels and a plant outage."""
+alerts from threshold rules, aggregates, one partition per batch (loaded once whatever runs
+happen), and the plan reacting to fresh silo levels and a plant outage."""
 
 import json
 import uuid
@@ -11,15 +11,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from clinker_pipeline.defs.automation import telemetry_batches_sensor
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.erp.mapping import sample_mapping_path
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.resources import ErpSettings, TelemetrySettings
-from clinker_pipeline.defs.telemetry.assets import alerts, telemetry_tables
+from clinker_pipeline.defs.telemetry.assets import TELEMETRY_BATCHES, alerts, telemetry_tables
 from clinker_pipeline.defs.telemetry.landing import LandingStore
 from clinker_pipeline.defs.telemetry.payloads import parse_message
+from clinker_pipeline.defs.telemetry.sensors import telemetry_batches_sensor
 from clinker_pipeline_tests.test_external_assets import resources
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -71,13 +71,15 @@ def telemetry_resources(tmp_path: Path, **extra):
     )
 
 
-def run_telemetry(tmp_path: Path, batch_ids: list[str], **kwargs):
+def run_telemetry(tmp_path: Path, batch_id: str, instance: dg.DagsterInstance, **extra):
+    """One partition run (a landed batch), as the automation launches it."""
+    instance.add_dynamic_partitions(TELEMETRY_BATCHES.name, [batch_id])
     return dg.materialize(
         [telemetry_tables, alerts],
-        resources=telemetry_resources(tmp_path),
-        run_config={"ops": {"telemetry_tables": {"config": {"batch_ids": batch_ids}}}},
+        resources=telemetry_resources(tmp_path, **extra),
+        partition_key=batch_id,
+        instance=instance,
         raise_on_error=False,
-        **kwargs,
     )
 
 
@@ -127,13 +129,13 @@ def test_batches_load_typed_tables_raise_alerts_and_feed_aggregates(tmp_path):
         ],
     )
     instance = dg.DagsterInstance.ephemeral()
-    result = run_telemetry(tmp_path, [first], instance=instance)
+    result = run_telemetry(tmp_path, first, instance)
     assert result.success
     found = checks(result)
     assert not found[("alerts", "no_error_alerts")].passed  # kiln overheating
     assert not found[("alerts", "no_warning_alerts")].passed  # silo high, free lime
     assert found[("production_telemetry", "structure_valid")].passed
-    result = run_telemetry(tmp_path, [second], instance=instance)
+    result = run_telemetry(tmp_path, second, instance)
     assert result.success
     with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
         count = lambda t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: E731
@@ -177,8 +179,8 @@ def test_duplicates_unknown_plants_and_bad_values_are_quarantined_not_loaded(tmp
         ],
     )
     instance = dg.DagsterInstance.ephemeral()
-    assert run_telemetry(tmp_path, [first], instance=instance).success
-    result = run_telemetry(tmp_path, [second], instance=instance)
+    assert run_telemetry(tmp_path, first, instance).success
+    result = run_telemetry(tmp_path, second, instance)
     assert not result.success  # the silo over 100 % fails the blocking structure check
     found = checks(result)
     assert not found[("production_telemetry", "plants_known")].passed
@@ -195,7 +197,11 @@ def test_duplicates_unknown_plants_and_bad_values_are_quarantined_not_loaded(tmp
         assert any("unknown plant XX_999" in r for r in reasons)
 
 
-def test_sensor_requests_exactly_one_run_per_new_batch(tmp_path):
+def _added(result) -> list[str]:
+    return [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+
+
+def test_sensor_adds_exactly_one_partition_per_new_batch(tmp_path):
     store = LandingStore(tmp_path / "landing")
     settings = TelemetrySettings(landing_dir=str(tmp_path / "landing"))
     batches = [
@@ -205,33 +211,59 @@ def test_sensor_requests_exactly_one_run_per_new_batch(tmp_path):
         )
         for _ in range(3)
     ]
-    context = dg.build_sensor_context(resources={"telemetry": settings})
-    result = telemetry_batches_sensor(context)
-    assert [r.run_key for r in result.run_requests] == [f"telemetry-{b}" for b in batches]
-    assert result.run_requests[1].run_config == {
-        "ops": {"telemetry_tables": {"config": {"batch_ids": [batches[1]]}}}
-    }
-    again = telemetry_batches_sensor(
-        dg.build_sensor_context(cursor=result.cursor, resources={"telemetry": settings})
-    )
-    assert isinstance(again, dg.SkipReason)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"telemetry": settings}
+        )
+        result = telemetry_batches_sensor(ctx)
+        if isinstance(result, dg.SensorResult):
+            assert not result.run_requests  # loading is the assets' automation condition
+            for request in result.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        return result
+
+    result = tick(None)
+    assert _added(result) == batches
+    assert result.dynamic_partitions_requests[0].partitions_def_name == "telemetry_batches"
+    assert isinstance(tick(result.cursor), dg.SkipReason)
+    # the cursor lost: the instance's partitions still prevent a second registration
+    assert isinstance(tick(None), dg.SkipReason)
     fourth = land(
         store, [msg("clinker/plants/IU_001/line/kiln1", {"production_tph": 2.0, "running": True})]
     )
-    later = telemetry_batches_sensor(
-        dg.build_sensor_context(cursor=result.cursor, resources={"telemetry": settings})
-    )
-    assert [r.run_key for r in later.run_requests] == [f"telemetry-{fourth}"]
+    later = tick(result.cursor)
+    assert _added(later) == [fourth]
     # a batch that an ingestor of the same share group finished later, with an older id
     late_id = f"{int(fourth[:20]) - 5 * 10**9:020d}-other-ingestor-000001"
     late = store.write_batch([], [], "other-ingestor")
     (tmp_path / "landing" / "batches" / f"{late.batch_id}.parquet").rename(
         tmp_path / "landing" / "batches" / f"{late_id}.parquet"
     )
-    last = telemetry_batches_sensor(
-        dg.build_sensor_context(cursor=later.cursor, resources={"telemetry": settings})
+    assert _added(tick(later.cursor)) == [late_id]
+
+
+def test_a_batch_loaded_again_is_not_stored_twice(tmp_path):
+    """A re-materialization of a partition (by hand, or a second run of the automation) finds
+    the batch recorded and stores nothing: dead letters have no message id to dedupe on."""
+    store = LandingStore(tmp_path / "landing")
+    batch = land(
+        store,
+        [
+            msg("clinker/plants/IU_001/line/kiln1", {"production_tph": 400.0, "running": True}),
+            ("clinker/plants/IU_001/line/kiln1", b"{not json"),
+        ],
     )
-    assert [r.run_key for r in last.run_requests] == [f"telemetry-{late_id}"]
+    instance = dg.DagsterInstance.ephemeral()
+    first, second = (run_telemetry(tmp_path, batch, instance) for _ in range(2))
+    assert first.success and second.success
+    meta = second.asset_materializations_for_node("telemetry_tables")[0].metadata
+    assert meta["already_loaded_by_run"].value == first.run_id
+    with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
+        count = lambda t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: E731
+        assert count("telemetry_dead_letter") == 1 and count("production_telemetry") == 1
+        assert count("telemetry_batches_loaded") == 1
 
 
 def test_fresh_silo_levels_and_an_outage_update_the_plan(tmp_path):
@@ -255,13 +287,14 @@ def test_fresh_silo_levels_and_an_outage_update_the_plan(tmp_path):
         ],
     )
     res = telemetry_resources(tmp_path, erp=ErpSettings(mapping_path=str(mapping_file)))
-    loaded = dg.materialize(
-        [telemetry_tables, alerts],
-        resources=res,
-        run_config={"ops": {"telemetry_tables": {"config": {"batch_ids": [batch]}}}},
+    instance = dg.DagsterInstance.ephemeral()
+    loaded = run_telemetry(
+        tmp_path, batch, instance, erp=ErpSettings(mapping_path=str(mapping_file))
     )
     assert loaded.success
-    plan = dg.materialize([instance_tables, *ERP_ASSETS, clinker_plan], resources=res)
+    plan = dg.materialize(
+        [instance_tables, *ERP_ASSETS, clinker_plan], resources=res, instance=instance
+    )
     assert plan.success
     applied = plan.output_for_node("clinker_plan").options["adjustments"]
     stock = {o["iugu_code"]: o for o in applied["opening_stock_overrides"]}
@@ -321,10 +354,10 @@ def test_safety_stock_is_compared_per_plant_and_loading_is_not_a_stop(tmp_path):
         ],
     )
     instance = dg.DagsterInstance.ephemeral()
-    assert run_telemetry(tmp_path, [first], instance=instance).success
+    assert run_telemetry(tmp_path, first, instance).success
     with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
-    assert run_telemetry(tmp_path, [second], instance=instance).success
+    assert run_telemetry(tmp_path, second, instance).success
     with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT rule, plant, value, threshold FROM alerts").fetchall()
     assert rows == [("silo_below_safety_stock", "IU_001", 12000.0, 13800.0)]

@@ -12,7 +12,6 @@ erp_job = dg.define_asset_job(
     "erp_sync_job",
     selection=dg.AssetSelection.groups(GROUP),
     description="Fetch plants, stock, demand and capacity from SAP/IBP and Oracle.",
-    tags={"clinker/duckdb_writer": "true"},
 )
 
 __all__ = ["ERP_ASSETS", "erp_inventory", "erp_job"]

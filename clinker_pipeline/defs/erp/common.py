@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.validate import schema_problems
 from clinker_pipeline.lib.checks import problem_check_result
@@ -94,4 +95,5 @@ def erp_asset(name: str, kinds: set[str], description: str, *, feed: str, cron: 
         check_specs=_checks(name),
         automation_condition=dg.AutomationCondition.on_cron(cron, TIMEZONE),
         description=description,
+        pool=DUCKDB_WRITER_POOL,
     )

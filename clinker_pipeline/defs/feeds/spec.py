@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL
 from clinker_pipeline.lib.feed_runtime import FEED_TAG, TIMEZONE, feed_checks
 
 if TYPE_CHECKING:
@@ -160,4 +161,5 @@ def feed_asset(spec: FeedSpec):
         ins={name: dg.AssetIn(name) for name in spec.ins},
         check_specs=feed_checks(spec.asset, spec.what),
         can_subset=True,
+        pool=DUCKDB_WRITER_POOL,  # it writes the feed's DuckDB tables
     )

@@ -12,6 +12,7 @@ from collections import defaultdict
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL, INSTANCE_CRON, on_cron
 from clinker_pipeline.defs.resources import InstanceFiles
 from clinker_pipeline.instance import TABLES, Problem
 from clinker_pipeline.lib.checks import problem_check_result
@@ -71,10 +72,12 @@ CHECK_SPECS = [
             kinds={"pandas", "duckdb"},
             owners=["team:planning"],
             is_required=True,
+            automation_condition=on_cron(INSTANCE_CRON),
         )
         for spec in TABLES
     },
     check_specs=CHECK_SPECS,
+    pool=DUCKDB_WRITER_POOL,
 )
 def instance_tables(
     context: dg.AssetExecutionContext, instance_files: InstanceFiles, duckdb: DuckDBResource

@@ -1,8 +1,11 @@
 """The plan: solve the clinker model on validated tables, then publish it to DuckDB.
 
 Solving and publishing are separate assets so a DuckDB hiccup can be retried without paying
-for the solve again, and so the solve's metadata (status, cost, gap, timings) is visible even
-when publishing fails.
+for the solve again, so the solve's metadata (status, cost, gap, timings) is visible even
+when publishing fails, and so only publishing holds the `duckdb_writer` pool: a solve of up to
+an hour never makes a telemetry load wait. The same split holds for the scenarios: each named
+scenario is a partition of `scenario_plan` (solved in its own run, in parallel with the others),
+and `scenario_comparison` publishes them all.
 """
 
 from datetime import UTC, datetime
@@ -14,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.analytics import ensure_analyst_tables
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL, eager, plan_condition
 from clinker_pipeline.defs.feeds.spec import discover_feeds
 from clinker_pipeline.defs.planning.store import load_feed_inputs, write_comparison
 from clinker_pipeline.defs.quality.assets import check_outcomes
@@ -37,7 +41,9 @@ GROUP = "planning"
 PLAN_FOUND_CHECK = "plan_found"
 GAP_CHECK = "gap_within_target"
 PLAN_MAX_RUNTIME_S = 3600
-DUCKDB_WRITER_TAG = "clinker/duckdb_writer"
+#: one partition per named scenario of the configured set (scenarios.json is data, so the
+#: partitions are dynamic; scenario_set_sensor and `clinker run` keep them in step)
+SCENARIOS = dg.DynamicPartitionsDefinition(name="scenarios")
 
 
 class PlanConfig(dg.Config):
@@ -78,6 +84,7 @@ ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source 
     | {name: dg.AssetIn(key=name) for name in ERP_INPUTS},
     deps=FEED_INPUTS,
     group_name=GROUP,
+    automation_condition=plan_condition(),
     kinds={"pyomo", "highs"},
     owners=["team:planning"],
     tags={"dagster/max_runtime": str(PLAN_MAX_RUNTIME_S)},
@@ -421,10 +428,12 @@ PUBLISHED = ("plan_runs", *DETAIL_TABLES)
             kinds={"duckdb"},
             owners=["team:planning"],
             description=f"DuckDB table {name}: one set of rows per optimizer run (run_id).",
+            automation_condition=eager(),
         )
         for name in PUBLISHED
     ],
     ins={"clinker_plan": dg.AssetIn()},
+    pool=DUCKDB_WRITER_POOL,
 )
 def plan_tables(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, clinker_plan: PlanResult
@@ -464,73 +473,120 @@ def plan_tables(
 
 
 class ScenarioRunConfig(dg.Config):
-    """Which scenarios of the set to compare (empty: all) and the solver budget per scenario."""
+    """The solver budget of one scenario."""
 
-    scenarios: list[str] = []
     time_limit: float = 120.0
 
 
 @dg.asset(
     ins={"clinker_plan": dg.AssetIn()},
+    partitions_def=SCENARIOS,
     group_name=GROUP,
-    kinds={"pyomo", "highs", "duckdb"},
+    automation_condition=eager(),
+    kinds={"pyomo", "highs"},
     owners=["team:planning"],
     tags={"dagster/max_runtime": str(PLAN_MAX_RUNTIME_S)},
-    description="The named scenarios (scenarios.json) solved on the plan's own inputs and feeds; "
-    "one row per scenario in DuckDB table scenario_comparison (cost, served %, rail share).",
+    description="One named scenario (scenarios.json) solved on the plan's own inputs and feeds; "
+    "the base scenario is the plan itself. Solves only: scenario_comparison publishes.",
 )
-def scenario_comparison(
+def scenario_plan(
     context: dg.AssetExecutionContext,
     config: ScenarioRunConfig,
     clinker_plan: PlanResult,
     duckdb: DuckDBResource,
     erp: ErpSettings,
     scenarios: ScenarioSettings,
-    telemetry: TelemetrySettings,
+) -> dg.Output[PlanResult]:
+    """What-if next to the plan: a full solve of the plan's inputs under one scenario."""
+    from clinker_pipeline.optimization import SolveOptions, optimize
+
+    name = context.partition_key
+    if not clinker_plan.inputs:
+        raise dg.Failure("the plan carries no input tables to run scenarios on")
+    opts = clinker_plan.options
+    if name == "base" and opts.get("scenario", "base") == "base" and clinker_plan.plan_found:
+        result = clinker_plan  # the published plan is the comparison's base row, not re-solved
+    else:
+        scenario_set = scenarios.load()
+        applied = opts.get("adjustments") or {}
+        feeds_on = applied.get("feeds") != "off"
+        tables = clinker_plan.inputs
+        feeds = read_feed_inputs(duckdb, erp, tables) if feeds_on else FeedInputs()
+        adjusted = apply_adjustments(tables, feeds, scenario_set.get(name), scenario_set.settings)
+        options = SolveOptions(
+            objective=opts.get("objective", "lexicographic"),
+            solver=opts.get("solver", "highs"),
+            mip_gap=float(opts.get("mip_gap", 1e-4)),
+            time_limit=config.time_limit,
+            holding_cost=float(opts.get("holding_cost", 0.0)),
+            penalty=float(opts.get("penalty", 1e5)),
+        )
+        result = optimize(adjusted.tables, options)
+        result.options["scenario"] = name
+        result.options["adjustments"] = json_safe(adjusted.applied)
+        result.options["stale_inputs"] = dict(feeds.stale)
+        result.options["plan_run_id"] = clinker_plan.run_id
+    context.log.info(f"scenario {name}: {result.status}, cost {result.cost}")
+    return dg.Output(result, metadata=plan_metadata(result))
+
+
+@dg.asset(
+    ins={
+        "clinker_plan": dg.AssetIn(),
+        # a scenario that failed to solve leaves its partition missing: compare the others
+        "scenario_plan": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+    },
+    group_name=GROUP,
+    automation_condition=eager(),
+    pool=DUCKDB_WRITER_POOL,
+    kinds={"duckdb"},
+    owners=["team:planning"],
+    description="The named scenarios (scenarios.json) side by side: one row per scenario in "
+    "DuckDB table scenario_comparison (cost, served %, rail share); each scenario's plan is "
+    "appended to the plan tables like the plan.",
+)
+def scenario_comparison(
+    context: dg.AssetExecutionContext,
+    clinker_plan: PlanResult,
+    scenario_plan: dict[str, PlanResult],
+    duckdb: DuckDBResource,
+    scenarios: ScenarioSettings,
 ) -> dg.MaterializeResult:
-    """What-ifs next to the plan: each scenario is a full solve, published like the plan."""
+    """Line up the scenario partitions solved on this plan, in the order of the scenario set."""
     from clinker_pipeline.explain.charts import (
         charts_dir,
         markdown_image,
         scenario_chart,
         write_charts,
     )
-    from clinker_pipeline.optimization import SolveOptions
-    from clinker_pipeline.optimization.comparison import (
-        ScenarioRun,
-        comparison_table,
-        run_scenarios,
-    )
+    from clinker_pipeline.optimization.comparison import ScenarioRun, comparison_table
     from clinker_pipeline.optimization.scenarios import Adjusted
 
-    if not clinker_plan.inputs:
-        raise dg.Failure("the plan carries no input tables to run scenarios on")
     scenario_set = scenarios.load()
-    applied = clinker_plan.options.get("adjustments") or {}
-    feeds_on = applied.get("feeds") != "off"
-    feeds = read_feed_inputs(duckdb, erp, clinker_plan.inputs) if feeds_on else FeedInputs()
-    base = None
-    if clinker_plan.options.get("scenario", "base") == "base" and clinker_plan.plan_found:
-        base = ScenarioRun(
-            scenario_set.get("base"), Adjusted({}, applied, pd.DataFrame()), clinker_plan
-        )
     opts = clinker_plan.options
-    options = SolveOptions(
-        objective=opts.get("objective", "lexicographic"),
-        solver=opts.get("solver", "highs"),
-        mip_gap=float(opts.get("mip_gap", 1e-4)),
-        time_limit=config.time_limit,
-        holding_cost=float(opts.get("holding_cost", 0.0)),
-        penalty=float(opts.get("penalty", 1e5)),
-    )
-    runs = run_scenarios(
-        clinker_plan.inputs, feeds, scenario_set, options, config.scenarios or None, base
-    )
+    runs = [
+        ScenarioRun(
+            scenario,
+            Adjusted(
+                {}, scenario_plan[scenario.name].options.get("adjustments") or {}, pd.DataFrame()
+            ),
+            scenario_plan[scenario.name],
+        )
+        for scenario in sorted(scenario_set.scenarios, key=lambda s: s.name != "base")
+        if scenario.name in scenario_plan and _solved_on(scenario_plan[scenario.name], clinker_plan)
+    ]
+    if not runs:
+        raise dg.Failure(
+            "no scenario partition was solved on the current plan: materialize scenario_plan"
+        )
     table = comparison_table(runs)
+    stale = next(
+        (r.result.options["stale_inputs"] for r in runs if "stale_inputs" in r.result.options), {}
+    )
     with duckdb.get_connection() as con:
         for run in runs:
-            if run is base:
-                continue
+            if run.result.run_id == clinker_plan.run_id:
+                continue  # the plan itself, published by plan_tables
             write_plan(
                 con,
                 run.result,
@@ -546,7 +602,7 @@ def scenario_comparison(
             con,
             table,
             comparison_id=context.run.run_id,
-            stale_inputs=feeds.stale,
+            stale_inputs=stale,
             dagster_run_id=context.run.run_id,
         )
         # the comparison is published too: analysts must not read the previous one
@@ -567,19 +623,15 @@ def scenario_comparison(
                 to_markdown(shown, max_rows=len(shown), float_format="{:,.2f}")
             ),
             "chart": dg.MetadataValue.md(markdown_image(chart, "scenarios")),
-            "stale_inputs": dg.MetadataValue.json(feeds.stale),
+            "stale_inputs": dg.MetadataValue.json(stale),
             "dagster/row_count": len(table),
         }
     )
 
 
-plan_job = dg.define_asset_job(
-    "clinker_plan_job",
-    # the quality report is built per finished run by data_quality_sensor (it must also run
-    # when a blocking check stopped this job), so it is not part of the job
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("quality"),
-    description="Load and validate the instance and feeds, solve the plan and the scenarios, "
-    "publish them to DuckDB.",
-    # dagster.yaml lets one run with this tag at a time: DuckDB has a single writer.
-    tags={DUCKDB_WRITER_TAG: "true"},
-)
+def _solved_on(result: PlanResult, plan: PlanResult) -> bool:
+    """A scenario partition belongs to this plan (not to an older one still stored)."""
+    return result.run_id == plan.run_id or result.options.get("plan_run_id") == plan.run_id
+
+
+PLANNING_ASSETS = [clinker_plan, plan_tables, scenario_plan, scenario_comparison]

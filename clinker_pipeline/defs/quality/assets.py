@@ -1,20 +1,21 @@
-"""The data-quality report asset and the sensor that builds it after every run that fetched data.
+"""The data-quality report asset and the run-status sensors that build it after every run that
+fetched data.
 
 The report must exist most when a blocking check failed, and a blocking failure skips every
 downstream asset of that run. So the report is not downstream of the feeds: it is its own small
-job, requested by `data_quality_sensor` for each finished run (success or failure) of a job that
-materializes feeds, and it reads that run's check evaluations and materializations from the
-Dagster instance and its quarantine rows and feed outcomes from DuckDB. `clinker run` builds the
-same report in-process right after the main job.
+job, requested by `data_quality_sensor` (run succeeded) and `data_quality_failure_sensor` (run
+failed) for each finished run that materialized a reported asset (a feed, an ERP entity, an
+instance table or a telemetry family), and it reads that run's check evaluations and
+materializations from the Dagster instance and its quarantine rows and feed outcomes from
+DuckDB. Both sensors run by default. `clinker run` builds the same report in-process right
+after the main run. Materialized by hand (no config), the report covers the newest such run.
 """
-
-import json
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL
 from clinker_pipeline.defs.feeds.spec import feed_of_asset
 from clinker_pipeline.defs.quality.store import (
     CheckOutcome,
@@ -41,17 +42,6 @@ ASSET_FEED: dict[str, str] = {
     "energy_use": "mqtt_energy",
     "fleet_positions": "mqtt_fleet",
 }
-REPORTED_JOBS = (
-    "clinker_plan_job",
-    "erp_sync_job",
-    "erp_stock_job",
-    "weather_job",
-    "diesel_job",
-    "fx_job",
-    "market_job",
-    "indicators_job",
-    "telemetry_job",
-)
 
 
 def _value(metadata: dict, *keys: str) -> int | None:
@@ -154,23 +144,53 @@ def build_report(instance: dg.DagsterInstance, run_id: str, duckdb: DuckDBResour
 
 
 class QualityReportConfig(dg.Config):
-    """The run to report on (the sensor fills it in)."""
+    """The run to report on (the sensors fill it in); empty: the newest finished run that
+    materialized a reported asset."""
 
-    run_id: str
+    run_id: str = ""
+
+
+def _reported(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """A run that materialized (or meant to) a feed, ERP, instance or telemetry asset."""
+    keys = run.asset_selection
+    if not keys:  # a whole asset job: what it planned to materialize
+        planned = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000
+        ).records
+        keys = {r.event_log_entry.dagster_event.asset_key for r in planned}
+    return any(key.to_user_string() in ASSET_FEED for key in keys)
+
+
+def newest_reported_run(instance: dg.DagsterInstance, exclude: str = "") -> str | None:
+    """The newest finished run that fetched data, for a report materialized by hand."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]),
+        limit=200,
+    )
+    for record in records:
+        run = record.dagster_run
+        if run.run_id != exclude and _reported(instance, run):
+            return run.run_id
+    return None
 
 
 @dg.asset(
     group_name="quality",
+    pool=DUCKDB_WRITER_POOL,
     kinds={"duckdb"},
     owners=["team:planning"],
     description="Per feed and run: checks passed and failed, rows kept and quarantined (by "
     "reason), freshness and a quality score (formula in README). Built by data_quality_sensor "
-    "after every run that fetched data, failed runs included.",
+    "and data_quality_failure_sensor after every run that fetched data, failed runs included.",
 )
 def data_quality_report(
     context: dg.AssetExecutionContext, config: QualityReportConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    report = build_report(context.instance, config.run_id, duckdb)
+    run_id = config.run_id or newest_reported_run(context.instance, context.run.run_id)
+    if run_id is None:
+        context.log.info("no finished run fetched data yet: nothing to report")
+        return dg.MaterializeResult(metadata={"reported_run_id": "", "feeds": 0})
+    report = build_report(context.instance, run_id, duckdb)
     shown = (
         report[
             [
@@ -190,7 +210,7 @@ def data_quality_report(
     )
     return dg.MaterializeResult(
         metadata={
-            "reported_run_id": config.run_id,
+            "reported_run_id": run_id,
             "feeds": len(report),
             # feeds with "no data" have no score and do not count
             "min_score": float(report["score"].dropna().min())
@@ -206,46 +226,40 @@ data_quality_job = dg.define_asset_job(
     "data_quality_job",
     selection=[data_quality_report],
     description="Score the data quality of one finished run (see data_quality_sensor).",
-    tags={"clinker/duckdb_writer": "true"},
 )
 
 
-@dg.sensor(
-    name="data_quality_sensor",
-    job=data_quality_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="One data_quality_job run per finished run (success or failure) of a job that "
-    "fetches data.",
-)
-def data_quality_sensor(context: dg.SensorEvaluationContext):
-    """Cursor: the update time of the newest finished run already reported (JSON)."""
-    cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0}
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
-            updated_after=datetime.fromtimestamp(cursor["after"], UTC),
-        ),
-        order_by="update_timestamp",
-        ascending=True,
-        limit=100,
+def _report_request(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    if run.job_name == data_quality_job.name or not _reported(context.instance, run):
+        return dg.SkipReason(f"run {run.run_id} fetched no data")
+    return dg.RunRequest(
+        run_key=f"dq-{run.run_id}",
+        run_config={"ops": {"data_quality_report": {"config": {"run_id": run.run_id}}}},
+        tags={"clinker/reported_run": run.run_id},
     )
-    requests, newest = [], cursor["after"]
-    for record in records:
-        stamp = record.update_timestamp.timestamp()
-        if stamp <= cursor["after"]:
-            continue
-        newest = max(newest, stamp)
-        run = record.dagster_run
-        if run.job_name not in REPORTED_JOBS:
-            continue
-        requests.append(
-            dg.RunRequest(
-                run_key=f"dq-{run.run_id}",
-                run_config={"ops": {"data_quality_report": {"config": {"run_id": run.run_id}}}},
-                tags={"clinker/reported_run": run.run_id},
-            )
-        )
-    if not requests and newest == cursor["after"]:
-        return dg.SkipReason("no finished run to report on")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": newest}))
+
+
+@dg.run_status_sensor(
+    name="data_quality_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    request_job=data_quality_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One data_quality_job run per successful run that fetched data.",
+)
+def data_quality_sensor(context: dg.RunStatusSensorContext):
+    return _report_request(context)
+
+
+@dg.run_failure_sensor(
+    name="data_quality_failure_sensor",
+    request_job=data_quality_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One data_quality_job run per failed run that fetched data: the report matters "
+    "most when a blocking check stopped a run.",
+)
+def data_quality_failure_sensor(context: dg.RunFailureSensorContext):
+    return _report_request(context)
+
+
+QUALITY_SENSORS = [data_quality_sensor, data_quality_failure_sensor]

@@ -1,17 +1,24 @@
 """Plant and fleet telemetry as assets: typed readings, alerts, aggregates.
 
-The ingestor (`clinker ingest-mqtt`) lands MQTT messages in Parquet batches; the
-`telemetry_batches_sensor` requests one `telemetry_job` run per new batch (run_key = batch id).
-A run loads its batches: one typed table per family with checks, dead letters, quarantine of
-rows that do not fit; then threshold rules raise alerts (an ERROR alert fails the ERROR check, a
-WARN alert the WARN one); aggregates are views over the readings. Fresh silo levels and detected
-outages reach the plan through `clinker_plan` (see `store.telemetry_overrides`).
+The ingestor (`clinker ingest-mqtt`) lands MQTT messages in Parquet batches. Each landed batch is
+a partition of `telemetry_batches` (`telemetry_batches_sensor` adds one per batch); declarative
+automation loads each new partition once (`on_missing`), then raises its alerts (`eager`). A
+partition run loads its batch in one DuckDB transaction that first looks the batch up in
+`telemetry_batches_loaded`: whatever runs happen (a re-materialization, two overlapping runs),
+a batch's readings and dead letters are stored once. Threshold rules raise alerts (an ERROR
+alert fails the ERROR check, a WARN alert the WARN one); aggregates are views over the readings.
+Fresh silo levels and detected outages reach the plan through `clinker_plan` (see
+`store.telemetry_overrides`).
 """
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.automation import DUCKDB_WRITER_POOL, eager
 from clinker_pipeline.defs.resources import InstanceFiles, TelemetrySettings
 from clinker_pipeline.defs.telemetry.readings import FAMILY_TABLE, family_rows, unknown_plants
 from clinker_pipeline.instance.problems import Problem
@@ -28,11 +35,8 @@ KNOWN_CHECK = "plants_known"
 ERROR_ALERTS_CHECK = "no_error_alerts"
 WARN_ALERTS_CHECK = "no_warning_alerts"
 
-
-class TelemetryRunConfig(dg.Config):
-    """Landing batches to load (the sensor names one); empty: every batch not loaded yet."""
-
-    batch_ids: list[str] = []
+#: one partition per landed batch (its id), added by telemetry_batches_sensor
+TELEMETRY_BATCHES = dg.DynamicPartitionsDefinition(name="telemetry_batches")
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -44,6 +48,7 @@ def _specs() -> list[dg.AssetSpec]:
             owners=["team:planning"],
             description=f"DuckDB table {table}: typed {family} readings, one row per MQTT "
             "message (deduplicated by message id).",
+            automation_condition=dg.AutomationCondition.on_missing(),
         )
         for family, table in FAMILY_TABLE.items()
     ]
@@ -72,79 +77,46 @@ def _checks() -> list[dg.AssetCheckSpec]:
     return out
 
 
-@dg.multi_asset(specs=_specs(), check_specs=_checks(), can_subset=False)
+@dg.multi_asset(
+    specs=_specs(),
+    check_specs=_checks(),
+    can_subset=False,
+    partitions_def=TELEMETRY_BATCHES,
+    pool=DUCKDB_WRITER_POOL,
+)
 def telemetry_tables(
     context: dg.AssetExecutionContext,
-    config: TelemetryRunConfig,
     telemetry: TelemetrySettings,
     instance_files: InstanceFiles,
     duckdb: DuckDBResource,
 ):
-    """Load landed batches into the typed family tables, dead letters and quarantine."""
-    from clinker_pipeline.defs.telemetry.schema import family_problems
-    from clinker_pipeline.defs.telemetry.store import (
-        append_dead_letters,
-        append_new,
-        loaded_batches,
-        record_batch,
-    )
-
+    """Load one landed batch (the partition) into the typed family tables, dead letters and
+    quarantine, exactly once."""
+    batch_id = context.partition_key
     store = telemetry.store()
     known = set(instance_files.load().tables["plants"]["iugu_code"])
+    landed = store.read_batch(batch_id)
+    dead = store.read_dead_letters(batch_id)
     with duckdb.get_connection() as con:
-        done = loaded_batches(con)
-    batch_ids = list(config.batch_ids) or [b for b in store.list_batches() if b not in done]
-    problems: dict[str, list[Problem]] = {f: [] for f in FAMILIES}
-    new_rows = dict.fromkeys(FAMILIES, 0)
-    dead_total = 0
-    for batch_id in batch_ids:
-        landed = store.read_batch(batch_id)
-        dead = store.read_dead_letters(batch_id)
-        batch_new = batch_problems = 0
-        with duckdb.get_connection() as con:
-            for family, table in FAMILY_TABLE.items():
-                rows, found = family_rows(family, landed)
-                rows, unknown = unknown_plants(family, rows, known)
-                checked = family_problems(family, rows, table)
-                found += unknown + checked
-                bad = {
-                    p.record.get("message_id")
-                    for p in checked
-                    if p.severity == "ERROR" and p.record
-                }
-                rows = rows[~rows["message_id"].isin(bad)]
-                added = append_new(con, table, rows.assign(ts=rows["ts"].dt.tz_localize(None)))
-                new_rows[family] += added
-                batch_new += added
-                problems[family] += found
-                batch_problems += len(found)
-                quarantine_problems(
-                    con, found, {}, feed=f"mqtt_{family}", dagster_run_id=context.run.run_id
-                )
-            dead_total += append_dead_letters(con, dead)
-            record_batch(
-                con,
-                batch_id,
-                messages=len(landed),
-                new_messages=batch_new,
-                dead_letters=len(dead),
-                quarantined=batch_problems,
-                dagster_run_id=context.run.run_id,
-            )
-    context.log.info(
-        f"telemetry: {len(batch_ids)} batches, {sum(new_rows.values())} new readings, "
-        f"{dead_total} dead letters"
-    )
+        loaded = _load_batch(con, batch_id, landed, dead, known, context.run.run_id)
+    if loaded.loaded_by:
+        context.log.info(f"telemetry batch {batch_id} was loaded by run {loaded.loaded_by}")
+    else:
+        context.log.info(
+            f"telemetry batch {batch_id}: {sum(loaded.new_rows.values())} new readings, "
+            f"{loaded.dead_letters} dead letters"
+        )
     for family, table in FAMILY_TABLE.items():
-        found = problems[family]
+        found = loaded.problems[family]
         yield dg.MaterializeResult(
             asset_key=table,
             metadata={
-                "batches": dg.MetadataValue.json(batch_ids[:50]),
-                "new_rows": new_rows[family],
-                "dead_letters_in_batches": dead_total,
+                "batch_id": batch_id,
+                "already_loaded_by_run": loaded.loaded_by or "",
+                "new_rows": loaded.new_rows[family],
+                "dead_letters_in_batch": loaded.dead_letters,
                 "quarantined": len(found),
-                "dagster/row_count": new_rows[family],
+                "dagster/row_count": loaded.new_rows[family],
             },
         )
         yield problem_check_result(
@@ -156,8 +128,78 @@ def telemetry_tables(
         yield problem_check_result(table, KNOWN_CHECK, [p for p in found if p.rule == "reference"])
 
 
+@dataclass
+class _BatchLoad:
+    problems: dict[str, list[Problem]] = field(default_factory=lambda: {f: [] for f in FAMILIES})
+    new_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAMILIES, 0))
+    dead_letters: int = 0
+    loaded_by: str | None = None  # the run that loaded the batch before this one
+
+
+def _load_batch(
+    con: Any,
+    batch_id: str,
+    landed: pd.DataFrame,
+    dead: pd.DataFrame,
+    known: set[str],
+    run_id: str,
+) -> _BatchLoad:
+    """One transaction per batch, which first looks the batch up: a batch already recorded in
+    `telemetry_batches_loaded` is not loaded again (its dead letters have no message id to
+    dedupe on), and two overlapping loads of one batch cannot both commit (primary key)."""
+    from clinker_pipeline.defs.telemetry.schema import family_problems
+    from clinker_pipeline.defs.telemetry.store import (
+        append_dead_letters,
+        append_new,
+        batch_loaded_by,
+        record_batch,
+    )
+
+    out = _BatchLoad()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        out.loaded_by = batch_loaded_by(con, batch_id)
+        if out.loaded_by is not None:
+            con.execute("ROLLBACK")
+            return out
+        batch_new = batch_problems = 0
+        for family, table in FAMILY_TABLE.items():
+            rows, found = family_rows(family, landed)
+            rows, unknown = unknown_plants(family, rows, known)
+            checked = family_problems(family, rows, table)
+            found += unknown + checked
+            bad = {
+                p.record.get("message_id") for p in checked if p.severity == "ERROR" and p.record
+            }
+            rows = rows[~rows["message_id"].isin(bad)]
+            added = append_new(con, table, rows.assign(ts=rows["ts"].dt.tz_localize(None)))
+            out.new_rows[family] += added
+            batch_new += added
+            out.problems[family] += found
+            batch_problems += len(found)
+            quarantine_problems(con, found, {}, feed=f"mqtt_{family}", dagster_run_id=run_id)
+        out.dead_letters = append_dead_letters(con, dead)
+        record_batch(
+            con,
+            batch_id,
+            messages=len(landed),
+            new_messages=batch_new,
+            dead_letters=len(dead),
+            quarantined=batch_problems,
+            dagster_run_id=run_id,
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return out
+
+
 @dg.asset(
     deps=list(FAMILY_TABLE.values()),
+    partitions_def=TELEMETRY_BATCHES,
+    pool=DUCKDB_WRITER_POOL,
+    automation_condition=eager(),
     group_name=GROUP,
     kinds={"duckdb"},
     owners=["team:planning"],
@@ -173,8 +215,8 @@ def telemetry_tables(
             description="No WARN-level breach (silo high/low, free lime, vehicle stopped).",
         ),
     ],
-    description="DuckDB table alerts: threshold breaches of the readings loaded in this run, "
-    "by the rules in the telemetry rules file.",
+    description="DuckDB table alerts: threshold breaches of the batch's readings, by the rules "
+    "in the telemetry rules file.",
 )
 def alerts(
     context: dg.AssetExecutionContext,
@@ -195,14 +237,14 @@ def alerts(
     first = tables["closing_stock_bounds"].sort_values("time_period").drop_duplicates("iugu_code")
     safety = dict(zip(first["iugu_code"], first["min_close_stock"].astype(float), strict=True))
     run_id = context.run.run_id
+    batch_id = context.partition_key
     with duckdb.get_connection() as con:
         new: dict[str, pd.DataFrame] = {}
         for family, table in FAMILY_TABLE.items():
             frame = (
                 con.execute(
-                    f"SELECT * FROM {table} WHERE batch_id IN "
-                    "(SELECT batch_id FROM telemetry_batches_loaded WHERE dagster_run_id = ?)",
-                    [run_id],
+                    f"SELECT * FROM {table} WHERE batch_id = ?",
+                    [batch_id],
                 ).df()
                 if table_exists(con, table)
                 else pd.DataFrame()
@@ -249,10 +291,3 @@ def alerts(
 
 
 TELEMETRY_ASSETS = [telemetry_tables, alerts]
-
-telemetry_job = dg.define_asset_job(
-    "telemetry_job",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Load landed MQTT batches, raise alerts (see telemetry_batches_sensor).",
-    tags={"clinker/duckdb_writer": "true"},
-)

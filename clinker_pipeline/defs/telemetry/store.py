@@ -139,9 +139,14 @@ def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) 
     return int(after - before)
 
 
-def loaded_batches(con: duckdb.DuckDBPyConnection) -> set[str]:
+def batch_loaded_by(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
+    """The Dagster run that loaded `batch_id`, or None when it was never loaded."""
     con.execute(portable_ddl(con, LOADED_DDL))
-    return {r[0] for r in con.execute("SELECT batch_id FROM telemetry_batches_loaded").fetchall()}
+    row = con.execute(
+        "SELECT coalesce(dagster_run_id, '') FROM telemetry_batches_loaded WHERE batch_id = ?",
+        [batch_id],
+    ).fetchall()
+    return row[0][0] if row else None
 
 
 @transactional
@@ -156,11 +161,10 @@ def record_batch(
     dagster_run_id: str | None,
 ) -> None:
     con.execute(portable_ddl(con, LOADED_DDL))
+    # a plain INSERT: the primary key makes the second of two overlapping loads of one batch
+    # fail at commit instead of storing its dead letters twice
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _batch_row AS SELECT * FROM telemetry_batches_loaded LIMIT 0"
-    )
-    con.execute(
-        "INSERT INTO _batch_row VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO telemetry_batches_loaded VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
             datetime.now(UTC).replace(tzinfo=None),
@@ -172,8 +176,6 @@ def record_batch(
             dagster_run_id,
         ],
     )
-    upsert(con, "telemetry_batches_loaded", "_batch_row", ("batch_id",))
-    con.execute("DROP TABLE _batch_row")
 
 
 @transactional

@@ -335,7 +335,11 @@ def transactional(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(con: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> T:
         def once() -> T:
-            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("BEGIN TRANSACTION")
+            except duckdb.TransactionException:
+                # already inside the caller's transaction: join it; the caller commits it
+                return fn(con, *args, **kwargs)
             try:
                 result = fn(con, *args, **kwargs)
                 con.execute("COMMIT")
