@@ -20,6 +20,7 @@ from clinker_pipeline.argtypes import positive_float, positive_int
 from clinker_pipeline.errors import ClinkerError, InvalidInstance, SolverUnavailable
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_PLAN = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C before any plan was found (128 + SIGINT, as shells report it)
 
 
 def _gap(text: str) -> float:
@@ -238,7 +239,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         penalty=args.penalty,
     )
     warnings = [str(p) for p in instance.warnings]
-    result = optimize(instance.tables, options, warnings=warnings)
+    progress = None
+    if args.verbose:  # solve progress on stderr every few seconds
+        from clinker_pipeline.optimization.guard import StderrProgress
+
+        progress = StderrProgress()
+    try:
+        result = optimize(instance.tables, options, warnings=warnings, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     output = None
     if not args.no_write:
         import duckdb
@@ -271,7 +281,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         return EXIT_INFEASIBLE
     if not result.plan_found:
         print(f"no plan: {result.message}", file=sys.stderr)
-        return EXIT_NO_PLAN
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_NO_PLAN
     return EXIT_OK
 
 

@@ -512,10 +512,10 @@ def test_cost_stage_without_a_plan_keeps_the_serve_stage_plan(monkeypatch) -> No
     real = runners.HighsRunner.solve
     stages = []
 
-    def cost_stage_finds_nothing(self, m, time_limit, rel_gap):
+    def cost_stage_finds_nothing(self, m, time_limit, rel_gap, **kw):
         stages.append(rel_gap)
         if len(stages) == 1:  # the serve stage runs for real
-            return real(self, m, time_limit=time_limit, rel_gap=rel_gap)
+            return real(self, m, time_limit=time_limit, rel_gap=rel_gap, **kw)
         return runners.StageOutcome(False, False, False, None, None, 0.0, "maxTimeLimit")
 
     monkeypatch.setattr(runners.HighsRunner, "solve", cost_stage_finds_nothing)
