@@ -56,17 +56,20 @@ class SolveGuard:
         self.interrupted = False
         self.stage = ""
         self.deadline = math.inf
-        self.started = time.monotonic()
+        self.started: float | None = None  # the first solve's start
         self.incumbent: float | None = None
         self.bound: float | None = None
         self.scale = 1.0  # the solver's objective is the reported one divided by this
         self._last_report = -math.inf
         self._attached: set[int] = set()
+        self._offer: Any = None  # a plan (column values) to hand HiGHS after its root node
 
     # --- stage bookkeeping ---------------------------------------------------------------------
     def begin(self, stage: str, time_limit: float, scale: float = 1.0) -> None:
         self.stage = stage
-        self.deadline = time.monotonic() + time_limit
+        now = time.monotonic()
+        self.started = now if self.started is None else self.started
+        self.deadline = now + time_limit
         self.incumbent = self.bound = None
         self.scale = scale
         self._last_report = -math.inf
@@ -90,6 +93,17 @@ class SolveGuard:
         highs.cbIpmInterrupt += self._on_interrupt
         highs.cbMipInterrupt += self._on_mip
         highs.cbMipImprovingSolution += self._on_mip
+        highs.cbMipUserSolution += self._on_user_solution
+
+    def offer(self, col_value: Any) -> None:
+        """Hand this plan to the next MIP solve once it is past its root node (None: nothing)."""
+        self._offer = col_value
+
+    def _on_user_solution(self, event: Any) -> None:
+        if self._offer is None or event.data_out.mip_node_count < 1:
+            return
+        event.data_in.setSolution(self._offer)
+        self._offer = None
 
     def _on_interrupt(self, event: Any) -> None:
         # HiGHS keeps the flag between runs: write it every time, so a stop does not carry over
@@ -112,7 +126,8 @@ class SolveGuard:
         if not force and now - self._last_report < self.every_s:
             return
         self._last_report = now
-        self.progress(Progress(self.stage, now - self.started, self.incumbent, self.bound))
+        elapsed = now - (self.started or now)
+        self.progress(Progress(self.stage, elapsed, self.incumbent, self.bound))
 
     # --- Ctrl-C ----------------------------------------------------------------------------------
     @contextmanager

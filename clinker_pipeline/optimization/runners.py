@@ -58,6 +58,14 @@ class StageOutcome:
     interrupted: bool = False  # stopped by Ctrl-C (the incumbent, if any, is loaded)
 
 
+@dataclass
+class RepairedPlan:
+    """A whole plan in HiGHS's column order, and its objective value."""
+
+    col_value: np.ndarray
+    objective: float
+
+
 def _active_objective(m: pyo.ConcreteModel):
     return next(m.component_data_objects(pyo.Objective, active=True))
 
@@ -117,11 +125,16 @@ class HighsRunner:
         time_limit: float,
         rel_gap: float,
         stage: str = "solve",
+        start: RepairedPlan | None = None,
     ) -> StageOutcome:
+        """One MIP solve under the guard. `start` is offered to HiGHS once its root node is done
+        (not before: with an incumbent at the root, HiGHS 1.16's rounding heuristic propagates
+        the objective cutoff for minutes without checking any limit or callback)."""
         from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
         t = time.perf_counter()
         self.guard.begin(stage, time_limit)
+        self.guard.offer(None if start is None else start.col_value)
         with self.guard.catch_sigint(), off_stdout():
             res = self.opt.solve(
                 m,
@@ -162,12 +175,12 @@ class HighsRunner:
         )
 
     # --- starts ------------------------------------------------------------------------------
-    def start_from_fixed_trips(
-        self, trips: np.ndarray | None, time_limit: float, stage: str
-    ) -> bool:
-        """Fix the integer columns (whole trips) at `trips` (None: round the LP relaxation's trips
-        down), solve the LP of the active objective for everything else, and hand that plan to
-        HiGHS as the next solve's MIP start. False (and no start) when that LP has no plan."""
+    def repair_plan(
+        self, from_cols: np.ndarray | None, time_limit: float, stage: str
+    ) -> RepairedPlan | None:
+        """Fix the integer columns (whole trips) at their values in `from_cols` (None: the LP
+        relaxation's trips rounded down), and solve the LP of the active objective for everything else. None when
+        that LP has no plan (or the time ran out). The model is restored before returning."""
         import highspy
 
         h = self.highs
@@ -175,12 +188,12 @@ class HighsRunner:
         integrality = np.asarray(lp.integrality_, dtype=np.uint8)
         idx = np.flatnonzero(integrality == int(highspy.HighsVarType.kInteger)).astype(np.int32)
         if not len(idx):
-            return False
+            return None
         lo = np.asarray(lp.col_lower_, dtype=float)[idx]
         hi = np.asarray(lp.col_upper_, dtype=float)[idx]
         n = len(idx)
         cont = np.full(n, int(highspy.HighsVarType.kContinuous), dtype=np.uint8)
-        x = None
+        plan = None
         self.guard.begin(stage, time_limit)
         try:
             with self.guard.catch_sigint(), off_stdout():
@@ -188,41 +201,40 @@ class HighsRunner:
                 # the guard alone bounds these LPs
                 h.setOptionValue("time_limit", float("inf"))
                 h.changeColsIntegrality(n, idx, cont)
-                if trips is None:  # the LP relaxation's trips, rounded down
+                if from_cols is None:  # the LP relaxation's trips, rounded down
                     h.run()
                     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                        return False
+                        return None
                     trips = np.floor(np.asarray(h.getSolution().col_value)[idx] + 1e-6)
-                fixed = np.clip(np.round(np.asarray(trips, dtype=float)), lo, hi)
+                else:
+                    trips = np.round(np.asarray(from_cols, dtype=float)[idx])
+                fixed = np.clip(trips, lo, hi)
                 h.changeColsBounds(n, idx, fixed, fixed)
                 h.run()
                 if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
                     x = np.asarray(h.getSolution().col_value, dtype=float).copy()
                     x[idx] = fixed
+                    plan = RepairedPlan(x, float(h.getInfo().objective_function_value))
         finally:
             with off_stdout():
                 h.changeColsBounds(n, idx, lo, hi)
                 h.changeColsIntegrality(
                     n, idx, np.full(n, int(highspy.HighsVarType.kInteger), dtype=np.uint8)
                 )
-        if x is None:
-            return False
-        with off_stdout():
-            start = highspy.HighsSolution()
-            start.col_value = x.tolist()
-            start.value_valid = True
-            ok = h.setSolution(start) == highspy.HighsStatus.kOk
-        logger.debug("%s: MIP start %s", stage, "passed" if ok else "rejected")
-        return ok
+        logger.debug("%s: %s", stage, "plan" if plan else "no plan")
+        return plan
 
-    def integer_values(self) -> np.ndarray:
-        """Trips of the current solution (the integer columns, in HiGHS's column order)."""
-        import highspy
+    def load_plan(self, m: pyo.ConcreteModel, plan: RepairedPlan) -> None:
+        """Put a plan given by HiGHS column values into the Pyomo variables."""
+        col = self.opt._pyomo_var_to_solver_var_map
+        for var in m.component_data_objects(pyo.Var, active=True):
+            j = col.get(id(var))
+            if j is not None:
+                var.set_value(float(plan.col_value[j]), skip_validation=True)
 
-        h = self.highs
-        integrality = np.asarray(h.getLp().integrality_, dtype=np.uint8)
-        idx = np.flatnonzero(integrality == int(highspy.HighsVarType.kInteger))
-        return np.asarray(h.getSolution().col_value, dtype=float)[idx]
+    def solution_values(self) -> np.ndarray:
+        """The last solve's plan in HiGHS's column order."""
+        return np.asarray(self.highs.getSolution().col_value, dtype=float).copy()
 
 
 class LegacyRunner:
@@ -263,6 +275,7 @@ class LegacyRunner:
         time_limit: float,
         rel_gap: float,
         stage: str = "solve",
+        start: RepairedPlan | None = None,  # HiGHS only
     ) -> StageOutcome:
         from pyomo.opt import SolutionStatus, TerminationCondition
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,8 +130,10 @@ def optimize(
         stages = [final]
     else:
         serve_until = t_solve + max(1.0, options.serve_time_share * options.time_limit)
+        quick = None
         if starts and data.lane_mult.max(initial=1) > 1:
-            runner.start_from_fixed_trips(
+            # a quick plan for the serve stage: the LP's trips rounded down, the rest re-solved
+            quick = runner.repair_plan(
                 None, time_limit=0.25 * (serve_until - time.perf_counter()), stage="serve start"
             )
         first = runner.solve(
@@ -139,12 +141,16 @@ def optimize(
             time_limit=max(1.0, serve_until - time.perf_counter()),
             rel_gap=options.serve_gap,
             stage="serve (unmet t)",
+            start=quick,
         )
+        first, took_quick = _better_of(runner, m, first, quick)
         stages = [first]
         final = first
         if first.has_solution and not first.interrupted:
             u_star = float(first.incumbent)
-            trips = runner.integer_values() if starts else None
+            stage1_cols = None
+            if starts:
+                stage1_cols = quick.col_value if took_quick else runner.solution_values()
             m.serve_floor = pyo.Constraint(
                 expr=m.unmet <= u_star * (1 + SERVE_REL_TOL) + SERVE_ABS_TOL
             )
@@ -152,9 +158,20 @@ def optimize(
             m.obj_cost.activate()
             runner.constraint_added(m, m.serve_floor)
             runner.objective_changed(m)
-            if trips is not None and len(trips):
-                runner.start_from_fixed_trips(trips, time_limit=0.5 * left(), stage="cost start")
-            final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap, stage="cost (INR)")
+            repaired = None
+            if stage1_cols is not None:
+                # the repaired start: stage 1's trips, the cheapest flows under the serve floor
+                repaired = runner.repair_plan(
+                    stage1_cols, time_limit=0.5 * left(), stage="cost start"
+                )
+            final = runner.solve(
+                m,
+                time_limit=left(),
+                rel_gap=options.mip_gap,
+                stage="cost (INR)",
+                start=repaired,
+            )
+            final, _ = _better_of(runner, m, final, repaired)
             stages.append(final)
             if not final.has_solution:
                 # stage 2 found nothing in the time left. Solves load a plan only when they
@@ -225,6 +242,19 @@ def optimize(
             "try a longer --time-limit"
         )
     return result
+
+
+def _better_of(runner, m, outcome: StageOutcome, plan) -> tuple[StageOutcome, bool]:
+    """The solve's own incumbent, or the repaired plan when the solve found nothing better
+    (e.g. the time ran out before HiGHS took it up): that plan is then loaded into the model.
+    The flag says whether the plan was taken."""
+    if plan is None or outcome.optimal or outcome.infeasible:
+        return outcome, False
+    own = outcome.incumbent if outcome.has_solution else None
+    if own is not None and own <= plan.objective + 1e-9 * abs(plan.objective):
+        return outcome, False
+    runner.load_plan(m, plan)
+    return replace(outcome, has_solution=True, incumbent=plan.objective), True
 
 
 def _serve_bound(result: PlanResult, first: StageOutcome, data: ModelData) -> None:

@@ -112,7 +112,14 @@ DETAIL_TABLES = {
 }
 LATEST_VIEWS = ("plan_production", "plan_shipments", "plan_inventory", "plan_unmet")
 # Columns added after the first release: files written by an older version gain them (NULL).
-ADDED_COLUMNS = {"plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON"))}
+ADDED_COLUMNS = {
+    "plan_runs": (
+        ("adjustments", "JSON"),
+        ("stale_inputs", "JSON"),
+        ("serve_gap", "DOUBLE"),  # the serve stage's proof (see PlanResult)
+        ("serve_bound", "DOUBLE"),
+    )
+}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
