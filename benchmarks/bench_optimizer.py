@@ -39,8 +39,9 @@ REALISTIC = {
     "large": LARGE,
 }
 CONFIGS = {
-    "old": {"mip_start": False},
+    "old": {"mip_start": False, "flow_bounds": False},
     "new": {},
+    "bounds": {"flow_bounds": True},  # new + the implied lane bounds
 }
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import duckdb
+import numpy as np
 import pytest
 
 from clinker_pipeline.cli import main
@@ -125,3 +126,31 @@ def test_lexicographic_order_holds_with_the_repaired_start(hard_tables) -> None:
     assert res.plan_found
     stage1_unmet = res.serve_bound + res.serve_gap * res.demand_t  # the serve incumbent
     assert res.unmet_t <= stage1_unmet * (1 + 1e-9) + 1e-5
+
+
+def test_implied_lane_bounds_keep_the_contract_optimum() -> None:
+    inst = load_instance(dataset("dummy_3mplan"))
+    res = optimize(inst.tables, SolveOptions(mip_gap=0.0, flow_bounds=True))
+    assert res.status == "optimal" and res.n_int == 237
+    assert res.unmet_t == pytest.approx(10_564_022, abs=1)
+    assert res.cost == pytest.approx(25_450_276_671, rel=1e-4)
+
+
+def test_implied_lane_bounds_are_finite_and_respected(hard_tables) -> None:
+    from clinker_pipeline.optimization.data import compile_data, lane_flow_bounds
+
+    data = compile_data(hard_tables)
+    bound = lane_flow_bounds(data)
+    assert (bound >= 0).all() and np.isfinite(bound).mean() > 0.5
+    res = optimize(hard_tables, SolveOptions(time_limit=5, flow_bounds=True))
+    assert res.plan_found
+    unbounded = optimize(hard_tables, SolveOptions(time_limit=5))
+    # every plan either run found respects the bounds: they cut off no feasible plan we know of
+    for plan in (res, unbounded):
+        ship = plan.shipments.merge(
+            data.lanes.assign(bound=bound)[
+                ["from_code", "to_code", "transport_code", "time_period", "bound"]
+            ],
+            on=["from_code", "to_code", "transport_code", "time_period"],
+        )
+        assert (ship["quantity_t"] <= ship["bound"] + 1e-6).all()

@@ -55,6 +55,9 @@ class SolveOptions:
     # HiGHS only: a quick start for the serve stage (LP trips rounded down) and a repaired start
     # for the cost stage (serve-stage trips fixed, LP of the cost stage), both under the guard.
     mip_start: bool = True
+    # lane bounds implied by supply and need (same optimum, finite trips); off by default until
+    # the benchmark shows they help (`bench_optimizer.py --strength --configs old,new,bounds`)
+    flow_bounds: bool = False
     highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS verbatim
 
     def __post_init__(self) -> None:
@@ -92,7 +95,12 @@ def optimize(
     starts = options.mip_start and isinstance(runner, HighsRunner) and not options.relax_trips
     t0 = time.perf_counter()
     data = compile_data(tables)
-    built = build_model(data, holding_cost=options.holding_cost, relax_trips=options.relax_trips)
+    built = build_model(
+        data,
+        holding_cost=options.holding_cost,
+        relax_trips=options.relax_trips,
+        flow_bounds=options.flow_bounds,
+    )
     build_s = time.perf_counter() - t0
     result = PlanResult(
         run_id=run_id,
