@@ -8,7 +8,7 @@ Default mode: one publisher process sends N (default 50,000) QoS 1 messages as f
 acknowledges them (realistic plant payloads from the simulator, under a private topic of this
 run), while two subscriber processes receive the same stream side by side: (a) a bare paho-mqtt
 subscriber (MQTT v5, the ingestor's ReceiveMaximum, automatic PUBACKs) that only counts, and
-(b) the real ingestor (`python -m clinker_pipeline.telemetry.ingest`), which parses, deduplicates,
+(b) the real ingestor (`python -m clinker_pipeline.defs.telemetry.ingest`), which parses, deduplicates,
 writes Parquet batches with fsync and acknowledges after each write. For each it reports messages
 received (for the ingestor: distinct message ids read back from its landing store), first-to-last
 message time, messages/s and loss, plus the publisher's own rate: on a small machine the
@@ -60,15 +60,15 @@ START_TIMEOUT_S = 120.0
 def run_publisher(args: argparse.Namespace) -> int:
     """Build N realistic payloads first (so generation does not slow the stream), say READY,
     wait for GO on stdin, then publish them QoS 1 as fast as PUBACKs come back."""
-    from clinker_pipeline.instance import load_instance, sample_instance_path
-    from clinker_pipeline.sources.mqtt import BrokerSettings
-    from clinker_pipeline.telemetry.simulate import (
+    from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings
+    from clinker_pipeline.defs.telemetry.simulate import (
         KIND_MALFORMED,
         SimMessage,
         connect_publisher,
         iter_messages,
         publish,
     )
+    from clinker_pipeline.instance import load_instance, sample_instance_path
 
     tables = load_instance(sample_instance_path()).tables
     start = datetime.now(UTC)
@@ -108,7 +108,7 @@ def run_bare(args: argparse.Namespace) -> int:
     """Count messages and nothing else: the ceiling of what a Python paho subscriber receives."""
     import paho.mqtt.client as mqtt
 
-    from clinker_pipeline.sources.mqtt import BrokerSettings, connect_properties, make_client
+    from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings, connect_properties, make_client
 
     state = {"count": 0, "first": 0.0, "last": 0.0}
     subscribed = threading.Event()
@@ -262,7 +262,7 @@ def _options(**values: object) -> list[str]:
 def _landed(root: Path) -> Any:
     import pandas as pd
 
-    from clinker_pipeline.telemetry.landing import LandingStore
+    from clinker_pipeline.defs.telemetry.landing import LandingStore
 
     store = LandingStore(root)
     try:
@@ -335,7 +335,7 @@ def drive(args: argparse.Namespace) -> int:
             argv = [
                 sys.executable,
                 "-m",
-                "clinker_pipeline.telemetry.ingest",
+                "clinker_pipeline.defs.telemetry.ingest",
                 "--json",
                 *_options(
                     broker=args.broker,

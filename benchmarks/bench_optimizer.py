@@ -26,8 +26,8 @@ import duckdb
 
 from clinker_pipeline.instance import load_instance, sample_instance_path, validate_instance
 from clinker_pipeline.instance.generate import generate_instance
+from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization import SolveOptions, optimize
-from clinker_pipeline.storage.plan_store import write_plan
 
 LARGE = {"ius": 120, "gus": 500, "periods": 12, "lanes_per_iu": 15, "seed": 2026}
 # The realistic set of issue 14: 40 IU / 120 GU / 12 months, seeds no test or example uses.

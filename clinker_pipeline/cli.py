@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: CLINKER_INPUT_SOURCE, else files)",
     )
 
-    from clinker_pipeline.telemetry.ingest import add_ingest_arguments
-    from clinker_pipeline.telemetry.simulate import add_simulate_arguments
+    from clinker_pipeline.defs.telemetry.ingest import add_ingest_arguments
+    from clinker_pipeline.defs.telemetry.simulate import add_simulate_arguments
 
     add_ingest_arguments(
         sub.add_parser(
@@ -101,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from clinker_pipeline.telemetry.ingest import ingest_command
+    from clinker_pipeline.defs.telemetry.ingest import ingest_command
 
     return ingest_command(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from clinker_pipeline.telemetry.simulate import simulate_command
+    from clinker_pipeline.defs.telemetry.simulate import simulate_command
 
     return simulate_command(args)
 
@@ -253,7 +253,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not args.no_write:
         import duckdb
 
-        from clinker_pipeline.storage.plan_store import write_plan
+        from clinker_pipeline.lib.store.plan_store import write_plan
 
         output = settings.ensure_parent(args.output or settings.duckdb_path())
         with duckdb.connect(output) as con:
@@ -301,7 +301,7 @@ def _quality_report(instance: Any, run_id: str, database: str) -> Any:
     deployment), or None when it cannot be built."""
     from dagster_duckdb import DuckDBResource
 
-    from clinker_pipeline.defs.quality import build_report
+    from clinker_pipeline.defs.quality.assets import build_report
 
     try:
         return build_report(instance, run_id, DuckDBResource(database=database))

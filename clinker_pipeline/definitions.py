@@ -6,7 +6,7 @@ import dagster as dg
 
 from clinker_pipeline.defs.automation import AUTOMATION_JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
-from clinker_pipeline.defs.external.assets import EXTERNAL_ASSETS
+from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import (
     clinker_plan,
@@ -14,7 +14,7 @@ from clinker_pipeline.defs.planning.assets import (
     plan_tables,
     scenario_comparison,
 )
-from clinker_pipeline.defs.quality import (
+from clinker_pipeline.defs.quality.assets import (
     data_quality_job,
     data_quality_report,
     data_quality_sensor,

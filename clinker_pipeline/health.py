@@ -39,7 +39,7 @@ def _timed(probe: Callable[[], str]) -> tuple[bool, float, str]:
         detail = probe()
         return True, (time.perf_counter() - start) * 1000, detail
     except Exception as exc:  # any failure of a probe is "down", with its reason
-        from clinker_pipeline.sources.http import scrub
+        from clinker_pipeline.lib.http import scrub
 
         return False, (time.perf_counter() - start) * 1000, scrub(f"{type(exc).__name__}: {exc}")
 
@@ -56,8 +56,8 @@ def check_sap(timeout: float) -> SourceHealth:
     base = os.getenv("SAP_BASE_URL", "").strip()
     if not base:
         return SourceHealth("SAP", False, False, True, None, "bundled payloads", "sample mode")
-    from clinker_pipeline.sources.http import HttpPolicy
-    from clinker_pipeline.sources.sap import HttpTransport
+    from clinker_pipeline.defs.erp.sap.client import HttpTransport
+    from clinker_pipeline.lib.http import HttpPolicy
 
     parts = urlsplit(base)
     endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -175,8 +175,8 @@ def check_feed(
     endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
     def probe() -> str:
-        from clinker_pipeline.sources.feed_transport import HttpFeedTransport
-        from clinker_pipeline.sources.http import HttpPolicy
+        from clinker_pipeline.lib.feed_transport import HttpFeedTransport
+        from clinker_pipeline.lib.http import HttpPolicy
 
         transport = HttpFeedTransport(
             name,
@@ -261,7 +261,7 @@ def _last_good_feeds(path: str | None) -> dict[str, str]:
     try:
         import duckdb
 
-        from clinker_pipeline.storage.feeds import last_good
+        from clinker_pipeline.lib.store.feeds import last_good
 
         with duckdb.connect(path, read_only=True) as con:
             out = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clinker_pipeline.sources.http import HttpPolicy
+from clinker_pipeline.lib.http import HttpPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 

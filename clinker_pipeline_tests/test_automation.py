@@ -20,10 +20,10 @@ from clinker_pipeline.defs.automation import (
 )
 from clinker_pipeline.defs.erp.assets import erp_plants
 from clinker_pipeline.instance import load_instance, sample_instance_path
+from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, write_plan
+from clinker_pipeline.lib.store.quarantine import QUARANTINE_DDL
+from clinker_pipeline.lib.store.retention import apply_retention
 from clinker_pipeline.optimization import SolveOptions, optimize
-from clinker_pipeline.storage.plan_store import DETAIL_TABLES, write_plan
-from clinker_pipeline.storage.quarantine import QUARANTINE_DDL
-from clinker_pipeline.storage.retention import apply_retention
 from clinker_pipeline_tests.test_erp_assets import resources as erp_resources
 
 SCHEDULES = {

@@ -22,8 +22,15 @@ import pandas as pd
 import pytest
 from werkzeug import Request, Response
 
-from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.external.diesel import (
+from clinker_pipeline.defs.feeds.diesel import client as eia
+from clinker_pipeline.defs.feeds.diesel.client import (
+    DIESEL_SERIES,
+    ROUTE,
+    SAMPLE_DIR,
+    EiaClient,
+    EiaFetch,
+)
+from clinker_pipeline.defs.feeds.diesel.parse import (
     LITRES_PER_US_GALLON,
     diesel_in_inr,
     fuel_index,
@@ -31,16 +38,9 @@ from clinker_pipeline.external.diesel import (
     missing_fx_problems,
     parse_diesel,
 )
-from clinker_pipeline.schemas.diesel import diesel_inr_problems, diesel_problems
-from clinker_pipeline.sources import eia
-from clinker_pipeline.sources.eia import (
-    DIESEL_SERIES,
-    ROUTE,
-    SAMPLE_DIR,
-    EiaClient,
-    EiaFetch,
-)
-from clinker_pipeline.sources.http import HttpPolicy
+from clinker_pipeline.defs.feeds.diesel.schema import diesel_inr_problems, diesel_problems
+from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
+from clinker_pipeline.lib.http import HttpPolicy
 from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "eiaK3y-7f3a9c0d1e2b4a5968778695a4b3c2d1"

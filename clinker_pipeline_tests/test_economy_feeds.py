@@ -21,8 +21,9 @@ import pandas as pd
 import pytest
 from werkzeug import Request, Response
 
-from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.external.economy import (
+from clinker_pipeline.defs.feeds.fx.client import FxClient
+from clinker_pipeline.defs.feeds.indicators.client import CPI_INFLATION, WorldBankClient
+from clinker_pipeline.defs.feeds.indicators.parse import (
     FX_COLUMNS,
     MANUAL_COLUMNS,
     MANUAL_SAMPLE_DIR,
@@ -33,9 +34,12 @@ from clinker_pipeline.external.economy import (
     parse_manual_csv,
     parse_worldbank,
 )
-from clinker_pipeline.schemas.economy import fx_problems, manual_problems, worldbank_problems
-from clinker_pipeline.sources.frankfurter import FxClient
-from clinker_pipeline.sources.worldbank import CPI_INFLATION, WorldBankClient
+from clinker_pipeline.defs.feeds.indicators.schema import (
+    fx_problems,
+    manual_problems,
+    worldbank_problems,
+)
+from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
 from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "fx-M1rr0r-k3y!/+="

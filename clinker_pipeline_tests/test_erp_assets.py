@@ -224,7 +224,7 @@ def test_live_sap_over_loopback_http_builds_the_instance_and_the_plan(tmp_path, 
     """The recorded payloads served by a real HTTP server: paging, auth and sap-client included."""
     from werkzeug import Response
 
-    from clinker_pipeline.sources.sap import SampleTransport
+    from clinker_pipeline.defs.erp.sap.client import SampleTransport
 
     recorded = SampleTransport()
     seen = []

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from clinker_pipeline.erp.mapping import (
+from clinker_pipeline.defs.erp.mapping import (
     ErpMapping,
     PlantMap,
     map_capacity,
@@ -16,7 +16,7 @@ from clinker_pipeline.erp.mapping import (
     sample_mapping_path,
 )
 from clinker_pipeline.instance import load_instance, sample_instance_path, validate_instance
-from clinker_pipeline.schemas.instance import INSTANCE_SCHEMAS
+from clinker_pipeline.instance.schema import INSTANCE_SCHEMAS
 
 MAPPING = ErpMapping(
     clinker_material="CLK-OPC",

@@ -14,7 +14,12 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from werkzeug import Request, Response
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
-from clinker_pipeline.defs.external.assets import EXTERNAL_ASSETS, weather_forecast
+from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS, weather_forecast
+from clinker_pipeline.defs.feeds.diesel import client as eia
+from clinker_pipeline.defs.feeds.fx import client as frankfurter
+from clinker_pipeline.defs.feeds.indicators import client as worldbank
+from clinker_pipeline.defs.feeds.market import client as market
+from clinker_pipeline.defs.feeds.weather import client as openweather
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.resources import (
@@ -31,7 +36,6 @@ from clinker_pipeline.defs.resources import (
     WeatherResource,
     WorldBankResource,
 )
-from clinker_pipeline.sources import eia, frankfurter, market, openweather, worldbank
 
 WEATHER_KEY = "owm-K3y-0123456789abcdef"
 EIA_KEY = "eia-K3y-fedcba9876543210"

@@ -8,8 +8,8 @@ import pytest
 
 from clinker_pipeline.cli import main
 from clinker_pipeline.instance import load_instance, sample_instance_path
+from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization import optimize
-from clinker_pipeline.storage.plan_store import write_plan
 
 SOURCE_VARS = (
     "SAP_BASE_URL",

@@ -22,8 +22,14 @@ import pandas as pd
 import pytest
 from werkzeug import Request, Response
 
-from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.external.market import (
+from clinker_pipeline.defs.feeds.market.client import (
+    CSV,
+    OGD_JSON,
+    SAMPLE_DIR,
+    MarketFetch,
+    MarketPriceClient,
+)
+from clinker_pipeline.defs.feeds.market.parse import (
     BAG_KG,
     PRICE_COLUMNS,
     SPREAD_COLUMNS,
@@ -32,14 +38,8 @@ from clinker_pipeline.external.market import (
     parse_prices,
     regional_spread,
 )
-from clinker_pipeline.schemas.market import price_problems
-from clinker_pipeline.sources.market import (
-    CSV,
-    OGD_JSON,
-    SAMPLE_DIR,
-    MarketFetch,
-    MarketPriceClient,
-)
+from clinker_pipeline.defs.feeds.market.schema import price_problems
+from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
 from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "579b464db66ec23bdd000001cafe0f1e2d3c4b5aK3y"

@@ -24,8 +24,7 @@ from typing import Any
 import oracledb
 import pytest
 
-from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.sources.oracle import (
+from clinker_pipeline.defs.erp.oracle.client import (
     BadRow,
     CapacityQuery,
     CapacityRow,
@@ -36,6 +35,7 @@ from clinker_pipeline.sources.oracle import (
     sample_capacity_path,
     source_unavailable,
 )
+from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
 
 PASSWORD = "Zq7-never-SHOW-me"
 timings = logging.getLogger(__name__)  # elapsed times, shown with -o log_cli=true
@@ -463,7 +463,7 @@ SILENT_EXIT_SCRIPT = """
 import socket, sys
 from datetime import date
 from clinker_pipeline.errors import SourceUnavailable
-from clinker_pipeline.sources.oracle import OracleCapacitySource, OracleSettings
+from clinker_pipeline.defs.erp.oracle.client import OracleCapacitySource, OracleSettings
 server = socket.socket()
 server.bind(("127.0.0.1", 0))
 server.listen(1)

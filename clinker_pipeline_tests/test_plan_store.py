@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from clinker_pipeline.instance import load_instance
+from clinker_pipeline.lib.store.plan_store import PLAN_TABLES, latest_run, write_plan
 from clinker_pipeline.optimization import SolveOptions, optimize
-from clinker_pipeline.storage.plan_store import PLAN_TABLES, latest_run, write_plan
 from clinker_pipeline_tests.helpers import dataset
 
 

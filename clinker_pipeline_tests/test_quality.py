@@ -9,13 +9,17 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
-from clinker_pipeline.defs.external.assets import EXTERNAL_ASSETS, diesel_prices, fx_rates
+from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS, diesel_prices, fx_rates
+from clinker_pipeline.defs.feeds.diesel import client as eia
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
-from clinker_pipeline.defs.quality import build_report, data_quality_report, data_quality_sensor
+from clinker_pipeline.defs.quality.assets import (
+    build_report,
+    data_quality_report,
+    data_quality_sensor,
+)
+from clinker_pipeline.defs.quality.store import CheckOutcome, FeedQuality
 from clinker_pipeline.defs.resources import DieselResource
-from clinker_pipeline.sources import eia
-from clinker_pipeline.storage.quality import CheckOutcome, FeedQuality
 from clinker_pipeline_tests.test_external_assets import resources
 
 

@@ -24,16 +24,16 @@ from urllib.parse import quote
 import pytest
 from werkzeug import Request, Response
 
+from clinker_pipeline.defs.erp.sap.client import SampleTransport, SapODataClient
 from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.sources.http import HttpPolicy, JsonHttpSession, failure_message, scrub
-from clinker_pipeline.sources.odata import (
+from clinker_pipeline.lib.http import HttpPolicy, JsonHttpSession, failure_message, scrub
+from clinker_pipeline.lib.odata import (
     ODataRecord,
     edm_datetime,
     edm_decimal,
     gateway_error,
     parse_page,
 )
-from clinker_pipeline.sources.sap import SampleTransport, SapODataClient
 from clinker_pipeline_tests.helpers import hermetic_http
 
 USER = "CLINKER_COMM"

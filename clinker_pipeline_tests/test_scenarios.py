@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from clinker_pipeline.external.calendar import monthly_periods
 from clinker_pipeline.instance import load_instance, sample_instance_path
+from clinker_pipeline.lib.calendar import monthly_periods
 from clinker_pipeline.optimization import SolveOptions
 from clinker_pipeline.optimization.comparison import comparison_table, run_scenarios
 from clinker_pipeline.optimization.scenarios import (

@@ -6,7 +6,7 @@ from dagster import materialize
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
-from clinker_pipeline.storage.snapshot import snapshot_path
+from clinker_pipeline.lib.store.snapshot import snapshot_path
 from clinker_pipeline_tests.test_erp_assets import resources
 
 ASSETS = [instance_tables, *ERP_ASSETS, clinker_plan, plan_tables]

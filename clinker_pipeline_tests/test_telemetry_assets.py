@@ -13,13 +13,13 @@ import pytest
 
 from clinker_pipeline.defs.automation import telemetry_batches_sensor
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
+from clinker_pipeline.defs.erp.mapping import sample_mapping_path
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.resources import ErpSettings, TelemetrySettings
 from clinker_pipeline.defs.telemetry.assets import alerts, telemetry_tables
-from clinker_pipeline.erp.mapping import sample_mapping_path
-from clinker_pipeline.telemetry.landing import LandingStore
-from clinker_pipeline.telemetry.payloads import parse_message
+from clinker_pipeline.defs.telemetry.landing import LandingStore
+from clinker_pipeline.defs.telemetry.payloads import parse_message
 from clinker_pipeline_tests.test_external_assets import resources
 
 NOW = datetime.now(UTC).replace(microsecond=0)

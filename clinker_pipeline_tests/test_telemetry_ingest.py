@@ -3,7 +3,7 @@ ingestor crashes, broker restarts and shared subscriptions; malformed messages d
 with their bytes; SIGTERM lands what is held; no password in any output. Plus the pure parts
 (topic scheme, structural checks, landing store, broker settings).
 
-The ingestor runs as `python -m clinker_pipeline.telemetry.ingest` (a real process that can be
+The ingestor runs as `python -m clinker_pipeline.defs.telemetry.ingest` (a real process that can be
 SIGKILLed), each test against its own private broker, so no test sees another's traffic or the
 sessions other tests leave behind.
 """
@@ -28,14 +28,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from clinker_pipeline.sources.mqtt import BrokerSettings, connect_properties, make_client
-from clinker_pipeline.telemetry.landing import (
+from clinker_pipeline.defs.telemetry.landing import (
     DEAD_LETTER_COLUMNS,
     LANDED_COLUMNS,
     LandingStore,
 )
-from clinker_pipeline.telemetry.payloads import DeadLetter, LandedMessage, parse_message
-from clinker_pipeline.telemetry.topics import (
+from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings, connect_properties, make_client
+from clinker_pipeline.defs.telemetry.payloads import DeadLetter, LandedMessage, parse_message
+from clinker_pipeline.defs.telemetry.topics import (
     fleet_topic,
     parse_topic,
     plant_topic,
@@ -177,7 +177,7 @@ def hermetic_env() -> dict[str, str]:
 
 
 class IngestProcess:
-    """`python -m clinker_pipeline.telemetry.ingest` as a child process; stderr goes to a file
+    """`python -m clinker_pipeline.defs.telemetry.ingest` as a child process; stderr goes to a file
     so a test can wait for a log line without a reader thread."""
 
     _runs = 0
@@ -197,7 +197,7 @@ class IngestProcess:
         command = [
             sys.executable,
             "-m",
-            "clinker_pipeline.telemetry.ingest",
+            "clinker_pipeline.defs.telemetry.ingest",
             "--broker",
             broker_url or broker.url,
             "--landing",
@@ -518,7 +518,7 @@ def test_make_client_refuses_a_missing_ca_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_fail_before_connecting(args, message, capsys, tmp_path) -> None:
-    from clinker_pipeline.telemetry.ingest import main
+    from clinker_pipeline.defs.telemetry.ingest import main
 
     argv = ["--landing", str(tmp_path), *args]
     if message is None:

@@ -28,18 +28,18 @@ import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
 
-from clinker_pipeline.instance import load_instance, sample_instance_path
-from clinker_pipeline.telemetry import simulate
-from clinker_pipeline.telemetry.payloads import DeadLetter, LandedMessage, parse_message
-from clinker_pipeline.telemetry.rules import RuleSet
-from clinker_pipeline.telemetry.simulate import (
+from clinker_pipeline.defs.telemetry import simulate
+from clinker_pipeline.defs.telemetry.payloads import DeadLetter, LandedMessage, parse_message
+from clinker_pipeline.defs.telemetry.rules import RuleSet
+from clinker_pipeline.defs.telemetry.simulate import (
     KIND_BREACH,
     KIND_MALFORMED,
     KIND_OK,
     great_circle_km,
     iter_messages,
 )
-from clinker_pipeline.telemetry.topics import parse_topic
+from clinker_pipeline.defs.telemetry.topics import parse_topic
+from clinker_pipeline.instance import load_instance, sample_instance_path
 from clinker_pipeline_tests.helpers import REPO
 from clinker_pipeline_tests.mosquitto import MosquittoBroker, mosquitto_binary
 
@@ -427,7 +427,7 @@ def test_module_runs_until_sigterm_and_waits_for_every_puback(tmp_path) -> None:
     with Counting(prefix) as sub:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "clinker_pipeline.telemetry.simulate",
+                sys.executable, "-m", "clinker_pipeline.defs.telemetry.simulate",
                 "--broker", f"mqtt://{BROKER_HOST}:{BROKER_PORT}",
                 "--rate", "200", "--topic-prefix", prefix, "--json",
             ],
@@ -463,7 +463,7 @@ def test_publishing_survives_a_broker_restart(own_broker: MosquittoBroker) -> No
     run still ends with a PUBACK for every message."""
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "clinker_pipeline.telemetry.simulate",
+            sys.executable, "-m", "clinker_pipeline.defs.telemetry.simulate",
             "--broker", own_broker.url, "--rate", "400", "--count", "1500", "--json",
         ],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -480,14 +480,14 @@ def test_simulated_stream_lands_types_and_alerts(own_broker, tables, tmp_path, c
     """End to end with the real ingestor: what the simulator publishes (exactly the generator's
     messages for the same seed, start and interval) lands, malformed messages become dead
     letters, the landed readings type without a problem and the plant breaches raise alerts."""
-    from clinker_pipeline.telemetry.landing import LandingStore
-    from clinker_pipeline.telemetry.readings import FAMILY_TABLE, family_rows
-    from clinker_pipeline.telemetry.rules import evaluate
+    from clinker_pipeline.defs.telemetry.landing import LandingStore
+    from clinker_pipeline.defs.telemetry.readings import FAMILY_TABLE, family_rows
+    from clinker_pipeline.defs.telemetry.rules import evaluate
 
     landing = tmp_path / "landing"
     ingestor = subprocess.Popen(
         [
-            sys.executable, "-m", "clinker_pipeline.telemetry.ingest",
+            sys.executable, "-m", "clinker_pipeline.defs.telemetry.ingest",
             "--broker", own_broker.url, "--landing", str(landing), "--client-id", "sim-e2e",
             "--idle-exit", "3", "--flush-interval", "0.2", "--json",
         ],

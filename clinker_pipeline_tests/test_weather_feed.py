@@ -24,9 +24,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.external.calendar import PeriodWindow, monthly_periods
-from clinker_pipeline.external.weather import (
+from clinker_pipeline.defs.feeds.weather.client import (
+    DEFAULT_POLICY,
+    SAMPLE_DIR,
+    OpenWeatherClient,
+    PlantLocation,
+    WeatherFetch,
+    sample_file,
+)
+from clinker_pipeline.defs.feeds.weather.parse import (
     GALE_WIND_MS,
     HEAVY_RAIN_MM_PER_3H,
     STEP_COLUMNS,
@@ -35,17 +41,11 @@ from clinker_pipeline.external.weather import (
     parse_onecall_daily,
     road_availability,
 )
-from clinker_pipeline.schemas.weather import daily_problems, steps_problems
-from clinker_pipeline.sources.feed_transport import SampleFeedTransport
-from clinker_pipeline.sources.http import HttpPolicy
-from clinker_pipeline.sources.openweather import (
-    DEFAULT_POLICY,
-    SAMPLE_DIR,
-    OpenWeatherClient,
-    PlantLocation,
-    WeatherFetch,
-    sample_file,
-)
+from clinker_pipeline.defs.feeds.weather.schema import daily_problems, steps_problems
+from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
+from clinker_pipeline.lib.calendar import PeriodWindow, monthly_periods
+from clinker_pipeline.lib.feed_transport import SampleFeedTransport
+from clinker_pipeline.lib.http import HttpPolicy
 from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
 API_KEY = "owm-7f3c9a1e5b2d4c6e8a0b1c2d3e4f5a6b"

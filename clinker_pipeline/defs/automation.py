@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_inventory, erp_job
-from clinker_pipeline.defs.external.assets import (
+from clinker_pipeline.defs.feeds.assets import (
     cement_prices,
     diesel_prices,
     economic_indicators,
@@ -27,7 +27,7 @@ from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import DUCKDB_WRITER_TAG, plan_job
 from clinker_pipeline.defs.resources import TelemetrySettings
 from clinker_pipeline.defs.telemetry.assets import telemetry_job
-from clinker_pipeline.storage.retention import apply_retention
+from clinker_pipeline.lib.store.retention import apply_retention
 
 TIMEZONE = "Asia/Kolkata"
 

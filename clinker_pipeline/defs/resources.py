@@ -18,10 +18,10 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from clinker_pipeline import settings
-from clinker_pipeline.erp.mapping import ErpMapping, sample_mapping_path
+from clinker_pipeline.defs.erp.mapping import ErpMapping, sample_mapping_path
 from clinker_pipeline.instance import Instance, load_instance, sample_instance_path
 
-SAMPLE_MANUAL_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "manual"
+SAMPLE_MANUAL_DIR = Path(__file__).resolve().parent / "feeds" / "indicators" / "samples" / "manual"
 
 
 class InstanceFiles(dg.ConfigurableResource):
@@ -52,7 +52,7 @@ class SapResource(dg.ConfigurableResource):
         return not self.base_url
 
     def client(self) -> Any:  # -> SapODataClient (imported lazily: requests stack)
-        from clinker_pipeline.sources.sap import SapODataClient
+        from clinker_pipeline.defs.erp.sap.client import SapODataClient
 
         if self.sample_mode:
             return SapODataClient.sample()
@@ -84,7 +84,7 @@ class OracleResource(dg.ConfigurableResource):
 
     def fetch_capacity(self, period_from: date, period_to: date) -> tuple[list, list]:
         """Good rows and bad rows (each with a reason) for `period_from <= month < period_to`."""
-        from clinker_pipeline.sources.oracle import (
+        from clinker_pipeline.defs.erp.oracle.client import (
             OracleCapacitySource,
             OracleSettings,
             SampleCapacitySource,
@@ -130,7 +130,7 @@ class _FeedResource(dg.ConfigurableResource):
     min_interval_s: float | None = None  # the client-side rate limit of this source
 
     def policy(self, default: Any = None) -> Any:  # -> HttpPolicy
-        from clinker_pipeline.sources.http import HttpPolicy
+        from clinker_pipeline.lib.http import HttpPolicy
 
         base = default or HttpPolicy(deadline_s=120.0, min_interval_s=0.5)
         fields = ("retries", "backoff_factor", "deadline_s", "min_interval_s")
@@ -152,7 +152,7 @@ class WeatherResource(_FeedResource):
         return not self.api_key
 
     def client(self) -> Any:  # -> OpenWeatherClient
-        from clinker_pipeline.sources.openweather import DEFAULT_POLICY, OpenWeatherClient
+        from clinker_pipeline.defs.feeds.weather.client import DEFAULT_POLICY, OpenWeatherClient
 
         if self.sample_mode:
             return OpenWeatherClient.sample()
@@ -177,7 +177,7 @@ class DieselResource(_FeedResource):
         return not self.api_key
 
     def client(self) -> Any:  # -> EiaClient
-        from clinker_pipeline.sources.eia import DEFAULT_POLICY, EiaClient
+        from clinker_pipeline.defs.feeds.diesel.client import DEFAULT_POLICY, EiaClient
 
         if self.sample_mode:
             return EiaClient.sample()
@@ -196,7 +196,7 @@ class FxResource(_FeedResource):
         return not self.base_url
 
     def client(self) -> Any:  # -> FxClient
-        from clinker_pipeline.sources.frankfurter import FxClient
+        from clinker_pipeline.defs.feeds.fx.client import FxClient
 
         if self.sample_mode:
             return FxClient.sample()
@@ -215,7 +215,7 @@ class WorldBankResource(_FeedResource):
         return not self.base_url
 
     def client(self) -> Any:  # -> WorldBankClient
-        from clinker_pipeline.sources.worldbank import WorldBankClient
+        from clinker_pipeline.defs.feeds.indicators.client import WorldBankClient
 
         if self.sample_mode:
             return WorldBankClient.sample()
@@ -248,7 +248,7 @@ class MarketResource(_FeedResource):
         return not self.url
 
     def client(self) -> Any:  # -> MarketPriceClient
-        from clinker_pipeline.sources.market import MarketPriceClient
+        from clinker_pipeline.defs.feeds.market.client import MarketPriceClient
 
         if self.sample_mode:
             return MarketPriceClient.sample()
@@ -277,12 +277,12 @@ class TelemetrySettings(dg.ConfigurableResource):
     rules_path: str = ""  # empty: the bundled rules
 
     def store(self) -> Any:  # -> LandingStore
-        from clinker_pipeline.telemetry.landing import LandingStore
+        from clinker_pipeline.defs.telemetry.landing import LandingStore
 
         return LandingStore(self.landing_dir)
 
     def rules(self) -> Any:  # -> RuleSet
-        from clinker_pipeline.telemetry.rules import RuleSet
+        from clinker_pipeline.defs.telemetry.rules import RuleSet
 
         return RuleSet.load(self.rules_path or None)
 

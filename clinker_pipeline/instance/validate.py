@@ -14,8 +14,8 @@ import pandera.pandas as pa
 
 from clinker_pipeline.instance.network import build_network
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.instance.schema import INSTANCE_SCHEMAS
 from clinker_pipeline.instance.tables import TABLES_BY_NAME, TableSpec
-from clinker_pipeline.schemas.instance import INSTANCE_SCHEMAS
 
 _CHECK_TEXT = [
     (re.compile(r"greater_than_or_equal_to\((.+)\)"), "must be >= {0}"),

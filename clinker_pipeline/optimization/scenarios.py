@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinker_pipeline.external.calendar import PeriodWindow
-from clinker_pipeline.external.diesel import fuel_index
+from clinker_pipeline.defs.feeds.diesel.parse import fuel_index
+from clinker_pipeline.lib.calendar import PeriodWindow
 
 ROAD = "T1"
 RAIL = "T2"
@@ -352,7 +352,7 @@ def road_availability_table(
     """
     columns = ["plant_code", "time_period", "availability", "closed_hours", "forecast_hours"]
     if steps is not None and len(steps):
-        from clinker_pipeline.external.weather import road_availability
+        from clinker_pipeline.defs.feeds.weather.parse import road_availability
 
         table = road_availability(steps, periods, beyond_forecast_closure=dict(closure))
         covered = set(table["plant_code"])

@@ -12,14 +12,14 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from clinker_pipeline.defs.checks import problem_check_result
-from clinker_pipeline.defs.feed_runtime import feed_retry_policy, source_errors
-from clinker_pipeline.defs.markdown import to_markdown
+from clinker_pipeline.defs.erp.mapping import map_capacity, map_demand, map_plants, map_stock
 from clinker_pipeline.defs.resources import ErpSettings, OracleResource, SapResource
-from clinker_pipeline.erp.mapping import map_capacity, map_demand, map_plants, map_stock
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.validate import schema_problems
-from clinker_pipeline.storage.quarantine import quarantine_problems
+from clinker_pipeline.lib.checks import problem_check_result
+from clinker_pipeline.lib.feed_runtime import feed_retry_policy, source_errors
+from clinker_pipeline.lib.markdown import to_markdown
+from clinker_pipeline.lib.store.quarantine import quarantine_problems
 
 GROUP = "erp"
 SCHEMA_CHECK = "schema_valid"

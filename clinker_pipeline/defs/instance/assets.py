@@ -12,11 +12,11 @@ from collections import defaultdict
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from clinker_pipeline.defs.checks import problem_check_result
-from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.resources import InstanceFiles
 from clinker_pipeline.instance import TABLES, Problem
-from clinker_pipeline.storage.quarantine import quarantine_problems
+from clinker_pipeline.lib.checks import problem_check_result
+from clinker_pipeline.lib.markdown import to_markdown
+from clinker_pipeline.lib.store.quarantine import quarantine_problems
 
 GROUP = "instance"
 SCHEMA_CHECK = "schema_valid"

@@ -13,18 +13,18 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
-from clinker_pipeline.defs.markdown import to_markdown
-from clinker_pipeline.defs.quality import check_outcomes
+from clinker_pipeline.defs.quality.assets import check_outcomes
 from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings, TelemetrySettings
-from clinker_pipeline.external.calendar import current_period, monthly_periods
 from clinker_pipeline.instance import TABLES, validate_instance
 from clinker_pipeline.instance.loader import fingerprint
 from clinker_pipeline.instance.parse import coerce_tables
+from clinker_pipeline.lib.calendar import current_period, monthly_periods
+from clinker_pipeline.lib.markdown import to_markdown
+from clinker_pipeline.lib.store.feeds import load_feed_inputs, write_comparison
+from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, write_plan
+from clinker_pipeline.lib.store.snapshot import publish_snapshot
 from clinker_pipeline.optimization.result import PlanResult
 from clinker_pipeline.optimization.scenarios import FeedInputs, apply_adjustments, json_safe
-from clinker_pipeline.storage.feeds import load_feed_inputs, write_comparison
-from clinker_pipeline.storage.plan_store import DETAIL_TABLES, write_plan
-from clinker_pipeline.storage.snapshot import publish_snapshot
 
 GROUP = "planning"
 PLAN_FOUND_CHECK = "plan_found"
@@ -223,7 +223,7 @@ def read_feed_inputs(
 ) -> FeedInputs:
     """The stored feeds on the planning calendar (periods are months from the plan start), and
     the telemetry overrides of the current period (fresh silo levels, plants that are down)."""
-    from clinker_pipeline.storage.telemetry import telemetry_overrides
+    from clinker_pipeline.defs.telemetry.store import telemetry_overrides
 
     periods = [
         int(p)

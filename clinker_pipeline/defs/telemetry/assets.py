@@ -5,20 +5,20 @@ The ingestor (`clinker ingest-mqtt`) lands MQTT messages in Parquet batches; the
 A run loads its batches: one typed table per family with checks, dead letters, quarantine of
 rows that do not fit; then threshold rules raise alerts (an ERROR alert fails the ERROR check, a
 WARN alert the WARN one); aggregates are views over the readings. Fresh silo levels and detected
-outages reach the plan through `clinker_plan` (see `storage.telemetry.telemetry_overrides`).
+outages reach the plan through `clinker_plan` (see `store.telemetry_overrides`).
 """
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from clinker_pipeline.defs.checks import problem_check_result
-from clinker_pipeline.defs.markdown import to_markdown
 from clinker_pipeline.defs.resources import InstanceFiles, TelemetrySettings
+from clinker_pipeline.defs.telemetry.readings import FAMILY_TABLE, family_rows, unknown_plants
 from clinker_pipeline.instance.problems import Problem
-from clinker_pipeline.storage.feeds import table_exists
-from clinker_pipeline.storage.quarantine import quarantine_problems
-from clinker_pipeline.telemetry.readings import FAMILY_TABLE, family_rows, unknown_plants
+from clinker_pipeline.lib.checks import problem_check_result
+from clinker_pipeline.lib.markdown import to_markdown
+from clinker_pipeline.lib.store.feeds import table_exists
+from clinker_pipeline.lib.store.quarantine import quarantine_problems
 
 GROUP = "telemetry"
 FAMILIES = tuple(FAMILY_TABLE)
@@ -81,8 +81,8 @@ def telemetry_tables(
     duckdb: DuckDBResource,
 ):
     """Load landed batches into the typed family tables, dead letters and quarantine."""
-    from clinker_pipeline.schemas.telemetry import family_problems
-    from clinker_pipeline.storage.telemetry import (
+    from clinker_pipeline.defs.telemetry.schema import family_problems
+    from clinker_pipeline.defs.telemetry.store import (
         append_dead_letters,
         append_new,
         loaded_batches,
@@ -182,13 +182,13 @@ def alerts(
     instance_files: InstanceFiles,
     duckdb: DuckDBResource,
 ):
-    from clinker_pipeline.storage.telemetry import (
+    from clinker_pipeline.defs.telemetry.rules import evaluate
+    from clinker_pipeline.defs.telemetry.store import (
         append_alerts,
         ensure_aggregate_views,
         fleet_history,
         plant_stock,
     )
-    from clinker_pipeline.telemetry.rules import evaluate
 
     rules = telemetry.rules()
     tables = instance_files.load().tables

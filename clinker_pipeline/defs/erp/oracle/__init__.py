@@ -1,0 +1,1 @@
+"""Oracle capacity: the client and its bundled sample payload."""

@@ -1,0 +1,1 @@
+"""Diesel prices (EIA): client, parsing, Pandera schema and bundled samples."""

@@ -1,0 +1,1 @@
+"""USD/INR exchange rates (Frankfurter): client, parsing, Pandera schema and bundled samples."""

@@ -1,0 +1,1 @@
+"""Cement market prices: client, parsing, Pandera schema and bundled samples."""

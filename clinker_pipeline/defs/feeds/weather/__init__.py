@@ -1,0 +1,1 @@
+"""Weather forecasts (OpenWeatherMap): client, parsing, Pandera schema and bundled samples."""

@@ -1,0 +1,1 @@
+"""The data-quality report: its asset and the DuckDB tables it reads and writes."""

@@ -1,1 +1,0 @@
-"""From ERP records (SAP plants and stock, IBP demand, Oracle capacity) to the planner's tables."""

@@ -1,6 +1,0 @@
-"""Plant and fleet telemetry over MQTT: topic scheme, message checks, the landing store, the
-ingestor and the simulator (plain Python), plus the typing and threshold rules the Dagster
-assets apply to landed batches.
-
-Nothing is imported here, so `clinker --help` does not pay for pandas or DuckDB.
-"""
