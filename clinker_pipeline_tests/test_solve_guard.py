@@ -21,9 +21,9 @@ from clinker_pipeline.cli import main
 from clinker_pipeline.instance import load_instance, validate_instance
 from clinker_pipeline.instance.generate import generate_instance
 from clinker_pipeline.instance.io import write_tables
+from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization import SolveOptions, optimize
 from clinker_pipeline.optimization.guard import SolveGuard
-from clinker_pipeline.storage.plan_store import write_plan
 from clinker_pipeline_tests.helpers import dataset
 from clinker_pipeline_tests.test_model import _two_sources
 
