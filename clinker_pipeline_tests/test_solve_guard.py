@@ -47,7 +47,7 @@ def test_time_limit_holds_even_when_highs_own_limit_would_not(hard_tables, mip_s
     res = optimize(hard_tables, options)
     assert res.status == "feasible-with-gap", res.message
     assert "time limit" in res.message
-    assert res.solve_s < limit + 25
+    assert res.solve_s < limit + 40  # unguarded, this run took more than 200 s
     assert res.serve_gap is not None and res.serve_gap > 0  # stage 1 was not proven either
     assert res.serve_bound <= res.unmet_t
 
