@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         return handler(args)
+    except KeyboardInterrupt:  # a second Ctrl-C during a solve, or one outside any solve
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InvalidInstance as exc:
         print(f"error: {exc}", file=sys.stderr)
         for problem in exc.problems:
