@@ -42,6 +42,7 @@ CONFIGS = {
     "old": {"mip_start": False, "flow_bounds": False},
     "new": {},
     "bounds": {"flow_bounds": True},  # new + the implied lane bounds
+    "scaled": {"scale_cost": True},  # new + the cost objective scaled inside HiGHS
 }
 
 

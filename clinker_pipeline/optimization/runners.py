@@ -126,6 +126,20 @@ class HighsRunner:
         rel_gap: float,
         stage: str = "solve",
         start: RepairedPlan | None = None,
+        objective_scale: int = 0,
+    ) -> StageOutcome:
+        """One MIP solve under the guard. `objective_scale`: HiGHS scales the objective by
+        2**objective_scale inside the solver (values it reports are unscaled)."""
+        return self._solve(m, time_limit, rel_gap, stage, start, objective_scale)
+
+    def _solve(
+        self,
+        m: pyo.ConcreteModel,
+        time_limit: float,
+        rel_gap: float,
+        stage: str,
+        start: RepairedPlan | None,
+        objective_scale: int,
     ) -> StageOutcome:
         """One MIP solve under the guard. `start` is offered to HiGHS once its root node is done
         (not before: with an incumbent at the root, HiGHS 1.16's rounding heuristic propagates
@@ -144,7 +158,10 @@ class HighsRunner:
                 load_solutions=False,
                 raise_exception_on_nonoptimal_result=False,
                 auto_updates=NO_AUTO_UPDATES,
-                solver_options=self.solver_options,
+                solver_options={
+                    "user_objective_scale": int(objective_scale),
+                    **self.solver_options,
+                },
             )
         seconds = time.perf_counter() - t
         self.guard.report(force=True)

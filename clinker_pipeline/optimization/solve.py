@@ -58,6 +58,8 @@ class SolveOptions:
     # lane bounds implied by supply and need (same optimum, finite trips); off by default until
     # the benchmark shows they help (`bench_optimizer.py --strength --configs old,new,bounds`)
     flow_bounds: bool = False
+    # HiGHS only: scale the cost objective inside the solver to about 1e6 per unit (INR outside)
+    scale_cost: bool = False
     highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS verbatim
 
     def __post_init__(self) -> None:
@@ -93,6 +95,7 @@ def optimize(
     if isinstance(runner, HighsRunner):
         runner.solver_options = dict(options.highs_options)
     starts = options.mip_start and isinstance(runner, HighsRunner) and not options.relax_trips
+    scale_cost = options.scale_cost and isinstance(runner, HighsRunner)
     t0 = time.perf_counter()
     data = compile_data(tables)
     built = build_model(
@@ -178,6 +181,7 @@ def optimize(
                 rel_gap=options.mip_gap,
                 stage="cost (INR)",
                 start=repaired,
+                **({"objective_scale": _cost_scale(data)} if scale_cost else {}),
             )
             final, _ = _better_of(runner, m, final, repaired)
             stages.append(final)
@@ -263,6 +267,14 @@ def _better_of(runner, m, outcome: StageOutcome, plan) -> tuple[StageOutcome, bo
         return outcome, False
     runner.load_plan(m, plan)
     return replace(outcome, has_solution=True, incumbent=plan.objective), True
+
+
+def _cost_scale(data: ModelData) -> int:
+    """The power of 2 that brings the largest cost coefficient (INR per trip or tonne) near 1e6,
+    where HiGHS stops warning that the model is badly scaled."""
+    coefs = np.concatenate([data.lane_cost * data.lane_mult, data.prod_cost.ravel()])
+    top = float(np.abs(coefs).max(initial=0.0))
+    return -max(0, int(np.ceil(np.log2(top / 1e6)))) if top > 1e6 else 0
 
 
 def _serve_bound(result: PlanResult, first: StageOutcome, data: ModelData) -> None:
