@@ -128,10 +128,12 @@ def test_lexicographic_order_holds_with_the_repaired_start(hard_tables) -> None:
     assert res.unmet_t <= stage1_unmet * (1 + 1e-9) + 1e-5
 
 
-@pytest.mark.parametrize("option", ["flow_bounds", "scale_cost"])
-def test_strength_options_keep_the_contract_optimum(option) -> None:
+@pytest.mark.parametrize(
+    "options", [{"flow_bounds": True}, {"scale_cost": False}], ids=["bounds", "unscaled"]
+)
+def test_strength_options_keep_the_contract_optimum(options) -> None:
     inst = load_instance(dataset("dummy_3mplan"))
-    res = optimize(inst.tables, SolveOptions(mip_gap=0.0, **{option: True}))
+    res = optimize(inst.tables, SolveOptions(mip_gap=0.0, **options))
     assert res.status == "optimal" and res.n_int == 237
     assert res.unmet_t == pytest.approx(10_564_022, abs=1)
     assert res.cost == pytest.approx(25_450_276_671, rel=1e-4)
