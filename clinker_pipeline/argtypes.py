@@ -4,10 +4,17 @@ parser with the bound it broke, before any work (or any broker connection) start
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _bounded(text: str, kind: type, low: float, *, strict: bool, high: float | None = None):
-    value = kind(text)
+    try:
+        value = kind(text)
+    except ValueError:
+        kind_name = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {kind_name}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     if (value <= low if strict else value < low) or (high is not None and value > high):
         bound = f"> {low:g}" if strict else f">= {low:g}"
         if high is not None:

@@ -2,7 +2,8 @@
 
 Operators run `clinker health` before blaming the plan: it says which feed is down and since
 when the data is stale. A source that is not configured runs in sample mode and is reported as
-such, never as down. Output names hosts and ports only, never credentials.
+such, never as down; the MQTT broker has a documented default, which is probed but does not fail
+the command. Output names hosts and ports only, never credentials, one line per source.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from clinker_pipeline import settings
+
+if TYPE_CHECKING:  # paho is imported by the probe only: `clinker --help` stays fast
+    from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings
 
 
 @dataclass
@@ -41,7 +46,17 @@ def _timed(probe: Callable[[], str]) -> tuple[bool, float, str]:
     except Exception as exc:  # any failure of a probe is "down", with its reason
         from clinker_pipeline.lib.http import scrub
 
-        return False, (time.perf_counter() - start) * 1000, scrub(f"{type(exc).__name__}: {exc}")
+        said = scrub(f"{type(exc).__name__}: {exc}")
+        return False, (time.perf_counter() - start) * 1000, _one_line(said)
+
+
+def _one_line(text: str) -> str:
+    """A driver's multi-line error as one table cell: libpq adds "Is the server running on that
+    host...?" on a second line and SQLAlchemy a "(Background on this error at: ...)" link, and
+    either would break the one-line-per-source table."""
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not line.startswith("(Background on this error")]
+    return " / ".join(kept)
 
 
 def _tcp(host: str, port: int, timeout: float) -> Callable[[], str]:
@@ -96,14 +111,62 @@ def check_oracle(timeout: float) -> SourceHealth:
 
 
 def check_mqtt(timeout: float) -> SourceHealth:
-    url = os.getenv("IOT_BROKER_URL", "").strip()
-    if not url:
-        return SourceHealth("MQTT broker", False, False, True, None, "-", "not configured")
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    tls = parts.scheme in ("mqtts", "ssl", "tls")
-    port = parts.port or (8883 if tls else 1883)
-    ok, ms, detail = _timed(_tcp(parts.hostname or "127.0.0.1", port, timeout))
-    return SourceHealth("MQTT broker", True, True, ok, ms, f"{parts.hostname}:{port}", detail)
+    """An MQTT CONNECT answered by a CONNACK that accepts it, not just an open port: a port that
+    something else listens on, a broker that refuses our credentials and one too busy to answer
+    are all "down" with their reason.
+
+    The broker is the ingestor's: IOT_BROKER_URL, else the documented default
+    mqtt://127.0.0.1:1883, with IOT_USERNAME/IOT_PASSWORD/IOT_CA_FILE. The default is probed too,
+    but only an explicitly configured broker that is down makes `clinker health` fail.
+    """
+    from clinker_pipeline.defs.telemetry.mqtt import DEFAULT_BROKER_URL, BrokerSettings
+
+    explicit = bool(os.getenv("IOT_BROKER_URL", "").strip())
+    try:
+        broker = BrokerSettings.from_env()
+    except ValueError as exc:
+        from clinker_pipeline.lib.http import scrub
+
+        return SourceHealth("MQTT broker", True, True, False, None, "-", scrub(str(exc)))
+    endpoint = f"{broker.host}:{broker.port}"
+    ok, ms, detail = _timed(lambda: _mqtt_connack(broker, timeout))
+    if not explicit:
+        detail = f"{detail}; the default broker {DEFAULT_BROKER_URL} (IOT_BROKER_URL unset)"
+    return SourceHealth("MQTT broker", True, explicit, ok, ms, endpoint, detail)
+
+
+def _mqtt_connack(broker: BrokerSettings, timeout: float) -> str:
+    """CONNECT with a unique client id and a clean session, wait for the CONNACK, DISCONNECT."""
+    import uuid
+
+    import paho.mqtt.client as mqtt
+
+    from clinker_pipeline.defs.telemetry.mqtt import make_client
+
+    client = make_client(broker, client_id=f"clinker-health-{uuid.uuid4().hex[:12]}")
+    client.connect_timeout = timeout
+    answer: dict[str, Any] = {}
+    client.on_connect = lambda _c, _u, _flags, reason, _props: answer.setdefault("reason", reason)
+    deadline = time.monotonic() + timeout
+    client.connect(broker.host, broker.port, keepalive=max(5, int(timeout) + 5))
+    try:
+        while "reason" not in answer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"no CONNACK within {timeout:g} s: the port is open but nothing answered "
+                    "the MQTT CONNECT (not an MQTT broker, or one too busy to answer)"
+                )
+            if client.loop(timeout=min(0.1, left)) != mqtt.MQTT_ERR_SUCCESS and not answer:
+                raise ConnectionError(
+                    "the connection closed before a CONNACK (not an MQTT broker, or TLS expected?)"
+                )
+        if answer["reason"].is_failure:
+            raise ConnectionError(f"the broker refused the CONNECT: {answer['reason']}")
+        return "MQTT CONNECT accepted (CONNACK)"
+    finally:
+        client.disconnect()
+        client.loop(timeout=0.05)
 
 
 #: External feeds: (name, feed in feed_status, env of the key, env of the base URL, default base

@@ -68,6 +68,8 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
     stale = applied.get("stale_inputs") or {}
     if stale:
         lines.append(f"  STALE       {', '.join(sorted(stale))} (last good data used)")
+    for feed, why in sorted((applied.get("not_applied") or {}).items()):
+        lines.append(f"  not applied {feed}: {why}")
     lines.append(
         f"  model       {result.n_vars:,} vars ({result.n_int:,} integer), {result.n_rows:,} rows; "
         f"build {result.build_s:.2f} s, hand-off {result.handoff_s:.2f} s, "
@@ -96,6 +98,10 @@ def scenario_summary(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _score(value: float | None) -> str:
+    return "    -" if value is None or pd.isna(value) else f"{value:5.1f}"
+
+
 def quality_summary(report: pd.DataFrame | None) -> str:
     """One line per feed: score, checks and quarantined rows (table data_quality_report)."""
     if report is None or report.empty:
@@ -104,7 +110,7 @@ def quality_summary(report: pd.DataFrame | None) -> str:
     for r in report.itertuples(index=False):
         failed = r.checks_failed_error + r.checks_failed_warn
         lines.append(
-            f"  {r.feed:<16} {r.score:5.1f}  checks {r.checks_passed}/{r.checks_run} passed"
+            f"  {r.feed:<16} {_score(r.score)}  checks {r.checks_passed}/{r.checks_run} passed"
             + (f" ({failed} failed)" if failed else "")
             + f", kept {r.rows_kept:,}, quarantined {r.rows_quarantined_error:,} ERROR"
             f" / {r.rows_quarantined_warn:,} WARN, {r.freshness}"

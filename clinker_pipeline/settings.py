@@ -31,6 +31,11 @@ def telemetry_dir() -> str:
     return os.getenv("CLINKER_TELEMETRY_DIR", "telemetry_landing")
 
 
+def duckdb_lock_wait_s() -> float:
+    """How long a writer waits for another process's lock on the DuckDB file before failing."""
+    return float(os.getenv("CLINKER_DUCKDB_LOCK_WAIT_S", "30"))
+
+
 def ensure_parent(path: str) -> str:
     if path and path != ":memory:":
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

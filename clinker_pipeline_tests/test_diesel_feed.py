@@ -218,13 +218,61 @@ def test_page_empty_before_total_stops_with_a_warning(server: Any) -> None:
 
 def test_endless_paging_hits_the_safety_cap(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eia, "MAX_PAGES", 3)
-    handler = serve(server, lambda r: answer(envelope(weeks(2), "100000")))
+    history = weeks(20)
+
+    def page(request: Request) -> Response:  # fresh rows at every offset, a total never reached
+        offset = int(request.args["offset"])
+        return answer(envelope(history[offset : offset + 2], "100000"))
+
+    handler = serve(server, page)
 
     with pytest.raises(InvalidPayload) as excinfo:
         client_for(server, page_length=2).weekly_diesel()
 
     assert "after 3 pages" in raised(excinfo)
     assert len(handler.calls) == 3
+
+
+def test_more_rows_than_total_is_an_error_naming_the_source(server: Any) -> None:
+    handler = serve(server, lambda r: answer(envelope(weeks(5), "3")))
+
+    with pytest.raises(InvalidPayload) as excinfo:
+        client_for(server).weekly_diesel()
+
+    message = raised(excinfo)
+    assert message.startswith(f"EIA: GET {ROUTE} failed")
+    assert "5 rows" in message and "response.total is 3" in message
+    assert len(handler.calls) == 1
+
+
+@pytest.mark.parametrize("total", ["6", None], ids=["with-total", "without-total"])
+def test_same_page_for_every_offset_is_an_error_not_a_loop(server: Any, total: str | None) -> None:
+    """A server (or caching proxy) that ignores `offset` answers page 1 again and again."""
+    body = envelope(weeks(2), total)
+    if total is None:
+        del body["response"]["total"]
+    handler = serve(server, lambda r: answer(body))
+
+    with pytest.raises(InvalidPayload) as excinfo:
+        client_for(server, page_length=2).weekly_diesel()
+
+    message = raised(excinfo)
+    assert message.startswith(f"EIA: GET {ROUTE} failed")
+    assert "page at offset 2 repeats 2" in message and "offset 0" in message
+    assert "`offset`" in message
+    assert len(handler.calls) == 2
+
+
+def test_page_longer_than_asked_is_an_error(server: Any) -> None:
+    """A server that ignores `length` would make `offset += length` re-read or skip rows."""
+    handler = serve(server, lambda r: answer(envelope(weeks(5), "5")))
+
+    with pytest.raises(InvalidPayload) as excinfo:
+        client_for(server, page_length=2).weekly_diesel()
+
+    message = raised(excinfo)
+    assert "asked for at most 2 rows" in message and "got 5" in message
+    assert len(handler.calls) == 1
 
 
 def test_unknown_facet_is_zero_rows_not_an_error(server: Any) -> None:

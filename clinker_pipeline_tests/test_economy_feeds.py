@@ -247,6 +247,55 @@ def test_fx_quote_silently_absent_is_invalid_payload(server: Any) -> None:
         assert "INR is absent" in text and "does not publish USD/INR" in text
 
 
+def test_fx_latest_shaped_answer_at_a_series_path_is_one_day(server: Any) -> None:
+    """Frankfurter mirrors answer a range that holds one published day (or a proxy rewrites the
+    range to `latest`) with `{"date": ..., "rates": {"INR": ...}}`: that is USD/INR, one day."""
+    handler = Recorder(
+        lambda r: reply(
+            {"amount": 1.0, "base": "USD", "date": "2024-01-02", "rates": {"INR": 83.3}}
+        )
+    )
+    server.expect_request("/v1/2024-01-01..2024-01-03").respond_with_handler(handler)
+
+    payload = fx_live(server).timeseries(date(2024, 1, 1), date(2024, 1, 3))
+    frame, problems = parse_fx_timeseries(payload)
+
+    assert problems == []
+    assert frame.to_dict("records") == [
+        {"date": date(2024, 1, 2), "base": "USD", "quote": "INR", "rate": 83.3, "source_row": 1}
+    ]
+    assert (payload["start_date"], payload["end_date"]) == ("2024-01-02", "2024-01-02")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"amount": 1.0, "base": "USD", "date": "2024-02-09", "rates": {"INR": 83.0}},
+            "dated 2024-02-09, after the requested end 2024-01-03",
+        ),
+        (
+            {"amount": 1.0, "base": "USD", "rates": {"INR": 83.0}},
+            "one day's rates without a valid 'date'",
+        ),
+        (
+            {"amount": 1.0, "base": "USD", "date": "2024-01-02", "rates": {"GBP": 0.79}},
+            "INR is absent from every day's rates: the source does not publish USD/INR",
+        ),
+    ],
+    ids=["after-end", "no-date", "no-inr"],
+)
+def test_fx_latest_shaped_answer_that_cannot_be_used_says_why(
+    server: Any, body: Any, expected: str
+) -> None:
+    server.expect_request("/v1/2024-01-01..2024-01-03").respond_with_json(body)
+
+    with pytest.raises(InvalidPayload) as excinfo:
+        fx_live(server).timeseries(date(2024, 1, 1), date(2024, 1, 3))
+
+    assert expected in raised(excinfo)
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

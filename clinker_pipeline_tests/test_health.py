@@ -2,6 +2,8 @@
 
 import json
 import socket
+import threading
+from collections.abc import Iterator
 
 import duckdb
 import pytest
@@ -10,6 +12,7 @@ from clinker_pipeline.cli import main
 from clinker_pipeline.instance import load_instance, sample_instance_path
 from clinker_pipeline.lib.store.plan_store import write_plan
 from clinker_pipeline.optimization import optimize
+from clinker_pipeline_tests.mosquitto import MosquittoBroker, mosquitto_binary
 
 SOURCE_VARS = (
     "SAP_BASE_URL",
@@ -18,6 +21,10 @@ SOURCE_VARS = (
     "ORACLE_HOST",
     "ORACLE_PORT",
     "IOT_BROKER_URL",
+    "IOT_USERNAME",
+    "IOT_PASSWORD",
+    "IOT_CA_FILE",
+    "IOT_CLIENT_ID",
     "DAGSTER_POSTGRES_URL",
     "DAGSTER_PG_HOST",
     "DAGSTER_HOME",
@@ -45,6 +52,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def require_listening(port: int, what: str) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        pytest.skip(f"{what} not listening on 127.0.0.1:{port}; .ci/run starts it")
 
 
 def run(capsys, *args):
@@ -96,10 +110,7 @@ def test_oracle_and_mqtt_down_when_their_ports_are_closed(capsys, monkeypatch):
 
 def test_real_broker_and_postgres_are_up(capsys, monkeypatch):
     for port, what in ((1883, "Mosquitto"), (5432, "PostgreSQL")):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        except OSError:
-            pytest.skip(f"{what} not listening on 127.0.0.1:{port}; .ci/run starts it")
+        require_listening(port, what)
     monkeypatch.setenv("IOT_BROKER_URL", "mqtt://127.0.0.1:1883")
     monkeypatch.setenv(
         "DAGSTER_POSTGRES_URL", f"postgresql://postgres:{SECRET}@127.0.0.1:5432/postgres"
@@ -108,6 +119,87 @@ def test_real_broker_and_postgres_are_up(capsys, monkeypatch):
     assert code == 0
     assert sources["MQTT broker"]["ok"] and sources["PostgreSQL"]["ok"]
     assert sources["PostgreSQL"]["endpoint"] == "127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A loopback port that accepts TCP and never says a word (a TCP connect says "up")."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    worker = threading.Thread(target=accept, daemon=True)
+    worker.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        worker.join(2)
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_default_broker_is_probed_with_mqtt_connect_when_unset(capsys):
+    """IOT_BROKER_URL unset: the ingestor's documented default mqtt://127.0.0.1:1883 is probed."""
+    require_listening(1883, "Mosquitto")
+    code, sources = run(capsys)
+    broker = sources["MQTT broker"]
+    assert code == 0
+    assert broker["configured"] and broker["ok"] and broker["endpoint"] == "127.0.0.1:1883"
+    assert "CONNACK" in broker["detail"] and "IOT_BROKER_URL unset" in broker["detail"]
+    assert not broker["required"]  # the default broker being down warns, it does not fail
+
+
+def test_a_port_that_is_not_an_mqtt_broker_is_down(capsys, monkeypatch, silent_listener):
+    monkeypatch.setenv("IOT_BROKER_URL", f"mqtt://127.0.0.1:{silent_listener}")
+    code, sources = run(capsys)
+    broker = sources["MQTT broker"]
+    assert code == 1 and not broker["ok"] and broker["required"]
+    assert "no CONNACK within 2 s" in broker["detail"]
+
+
+@pytest.mark.skipif(mosquitto_binary() is None, reason="the mosquitto binary is not installed")
+def test_a_broker_refusing_the_credentials_is_down_without_the_password(
+    capsys, monkeypatch, tmp_path
+):
+    broker = MosquittoBroker(tmp_path / "mosquitto", users={"health": "the-right-one-42"})
+    broker.start()
+    try:
+        monkeypatch.setenv("IOT_BROKER_URL", f"mqtt://127.0.0.1:{broker.port}")
+        monkeypatch.setenv("IOT_USERNAME", "health")
+        monkeypatch.setenv("IOT_PASSWORD", SECRET)
+        code, sources = run(capsys)
+    finally:
+        broker.kill()
+    detail = sources["MQTT broker"]["detail"]
+    assert code == 1 and not sources["MQTT broker"]["ok"]
+    assert "refused the CONNECT: Not authorized" in detail, detail
+
+
+def test_a_postgres_error_keeps_to_one_line_of_the_table(capsys, monkeypatch):
+    """libpq's "Is the server running...?" second line must not break the table."""
+    monkeypatch.setenv(
+        "DAGSTER_POSTGRES_URL", f"postgresql://postgres:{SECRET}@127.0.0.1:{free_port()}/x"
+    )
+    code = main(["health", "--timeout", "2"])
+    out = capsys.readouterr().out
+    assert code == 1 and SECRET not in out
+    lines = out.splitlines()
+    assert len(lines) == 10  # one per source
+    (postgres,) = [line for line in lines if line.startswith("PostgreSQL")]
+    assert "DOWN" in postgres and "Connection refused" in postgres
+    assert "Background on this error" not in out
 
 
 def test_stopped_postgres_is_down(capsys, monkeypatch):

@@ -110,9 +110,11 @@ def test_dummy_warnings_are_vacuous_rows_and_dropped_lanes(dummy_dir: Path) -> N
     assert all("vacuous" in p.message and p.source == "IUGUConstraint.csv" for p in vacuous)
 
     lanes = [p for p in inst.warnings if p.table == "logistics_lanes"]
-    assert all(p.rule == "dropped" for p in lanes)
     self_lanes = [p for p in lanes if "self-lane" in p.message]
     ext_lanes = [p for p in lanes if "EXT_" in p.message]
+    # self-lanes are the format's in-plant use: listed, but by design (no quarantine, no check)
+    assert all(p.rule == "by_design" for p in self_lanes)
+    assert all(p.rule == "dropped" for p in ext_lanes)
     # 20 self-lanes and 3 EXT lanes (EXT_001->GU_006, EXT_002->GU_021, IU_008->EXT_003),
     # each with one row per period
     assert len(self_lanes) == 20 * 3

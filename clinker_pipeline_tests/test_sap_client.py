@@ -247,6 +247,26 @@ def test_record_missing_key_is_returned_flagged(
     assert any("flagged for quarantine" in r.getMessage() for r in caplog.records)
 
 
+def test_datetimeoffset_with_minutes_offset_is_parsed_not_quarantined(server: Any) -> None:
+    """OData v2 writes an Edm.DateTimeOffset's offset in minutes (`+0060` is UTC+01:00, `+0330`
+    is UTC+05:30), as SAP's pyodata does; the milliseconds are UTC either way."""
+    stamped = [
+        plant("1101", LastChangeDateTime="/Date(217567986010+0060)/"),
+        plant("1102", LastChangeDateTime="/Date(1793491200000+0330)/"),
+        plant("1103", LastChangeDateTime="/Date(1793491200000-0300)/"),
+    ]
+    server.expect_request(PLANT_PATH).respond_with_handler(
+        Recorder(lambda r: odata({"d": {"results": stamped}}))
+    )
+
+    rows = client_for(server).plants()
+
+    assert [r.ok for r in rows] == [True, True, True]
+    assert rows[0]["LastChangeDateTime"] == datetime(1976, 11, 23, 3, 33, 6, 10000, tzinfo=UTC)
+    assert rows[1]["LastChangeDateTime"] == datetime(2026, 11, 1, tzinfo=UTC)
+    assert rows[2]["LastChangeDateTime"] == datetime(2026, 11, 1, tzinfo=UTC)
+
+
 def test_paging_loop_is_stopped(server: Any) -> None:
     loop = f"http://127.0.0.1{PLANT_PATH}?$skiptoken=1&sap-client=100"
     server.expect_request(PLANT_PATH).respond_with_handler(
@@ -626,7 +646,10 @@ def test_edm_datetime_forms() -> None:
     assert edm_datetime("/Date(1793491200000+0000)/") == datetime(2026, 11, 1, tzinfo=UTC)
     assert edm_datetime("/Date(1796083200123)/").microsecond == 123000
     assert edm_datetime("/Date(-86400000)/") == datetime(1969, 12, 31, tzinfo=UTC)
-    for bad in ("2026-11-01", "/Date(abc)/", "/Date(1+99)/", "/Date(1+2500)/"):
+    assert edm_datetime("/Date(1793491200000+0060)/") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert edm_datetime("/Date(1793491200000-0720)/") == datetime(2026, 11, 1, tzinfo=UTC)
+    # minutes beyond UTC-12:00 / UTC+14:00 (0841 min = 14:01) are no real offset
+    for bad in ("2026-11-01", "/Date(abc)/", "/Date(1+99)/", "/Date(1+2500)/", "/Date(1+0841)/"):
         with pytest.raises(ValueError):
             edm_datetime(bad)
 

@@ -228,8 +228,9 @@ def test_scenario_file_errors(tmp_path, tables):
         ScenarioSet.load(tmp_path / "missing.json")
     with pytest.raises(ScenarioError, match="no scenario named 'nope'"):
         ScenarioSet.load().get("nope")
-    with pytest.raises(ScenarioError, match="no capacity rows"):
-        apply_adjustments(tables, FeedInputs(), Scenario("o", outages=(Outage("GU_001"),)))
+    # one scenario set serves every instance: an outage of a plant this one lacks is recorded
+    outage = apply_adjustments(tables, FeedInputs(), Scenario("o", outages=(Outage("GU_001"),)))
+    assert "no capacity rows for GU_001" in outage.applied["not_applied"]["outage GU_001"]
     with pytest.raises(ScenarioError, match="no diesel price"):
         apply_adjustments(tables, FeedInputs(), Scenario("f", diesel_factor=1.2))
 
@@ -239,3 +240,119 @@ def test_bundled_scenarios_are_the_documented_five():
     assert names == ["base", "demand_plus_10", "outage_IU_001", "fuel_shock", "monsoon"]
     raw = json.loads((sample_instance_path().parent / "scenarios.json").read_text(encoding="utf-8"))
     assert raw["adjustments"]["fuel_share"] == 0.35
+
+
+# --- issue 11: live silo readings apply to the current period; monsoon vs committed road flows
+
+
+def _silo(code: str, level: float) -> pd.DataFrame:
+    return pd.DataFrame([{"iugu_code": code, "opening_stock": level, "reason": "silo radar"}])
+
+
+def test_silo_reading_in_period_one_is_the_opening_stock(tables):
+    feeds = FeedInputs(opening_stock_overrides=_silo("GU_001", 4321.0), current_period=1)
+    out = apply_adjustments(tables, feeds, None, SETTINGS)
+    assert (
+        out.tables["opening_stock"].set_index("iugu_code").at["GU_001", "opening_stock"] == 4321.0
+    )
+    pd.testing.assert_frame_equal(
+        out.tables["closing_stock_bounds"], tables["closing_stock_bounds"]
+    )
+
+
+def test_silo_reading_in_a_later_period_fixes_the_previous_closing_stock(tables):
+    feeds = FeedInputs(opening_stock_overrides=_silo("GU_001", 4321.0), current_period=3)
+    out = apply_adjustments(tables, feeds, None, SETTINGS)
+    # the opening stock of period 1 is history: untouched
+    pd.testing.assert_frame_equal(out.tables["opening_stock"], tables["opening_stock"])
+    bounds = out.tables["closing_stock_bounds"].set_index(["iugu_code", "time_period"])
+    assert bounds.loc[("GU_001", 2), "min_close_stock"] == 4321.0
+    assert bounds.loc[("GU_001", 2), "max_close_stock"] == 4321.0
+    (entry,) = out.applied["opening_stock_overrides"]
+    assert entry["time_period"] == 3 and entry["fixes"] == "closing stock of period 2"
+    result = solve(tables, feeds, None)[1]
+    stock = result.inventory.set_index(["iugu_code", "time_period"])
+    assert float(stock.filter(like="clos").loc[("GU_001", 2)].iloc[0]) == pytest.approx(4321.0)
+
+
+def test_silo_reading_outside_the_horizon_is_refused(tables):
+    feeds = FeedInputs(opening_stock_overrides=_silo("GU_001", 4321.0), current_period=None)
+    out = apply_adjustments(tables, feeds, None, SETTINGS)
+    pd.testing.assert_frame_equal(out.tables["opening_stock"], tables["opening_stock"])
+    pd.testing.assert_frame_equal(
+        out.tables["closing_stock_bounds"], tables["closing_stock_bounds"]
+    )
+    (entry,) = out.applied["opening_stock_overrides"]
+    assert entry["refused"] == "the current time is outside the plan horizon"
+
+
+def test_monsoon_scales_committed_road_flows_and_serves_less_instead_of_infeasible(tables):
+    """A fixed road flow (E) of a plant at its whole road capacity: a 60 % closure used to leave
+    the E row above the new cap (infeasible); now it is scaled with the caps."""
+    lanes = tables["logistics_lanes"]
+    road = lanes[(lanes["transport_code"] == "T1") & (lanes["from_code"] != lanes["to_code"])]
+    lane = road.iloc[0]
+    row = {"iu_code": lane["from_code"], "transport_code": "T1", "time_period": 1}
+    fixed = (
+        pd.DataFrame(
+            [
+                {**row, "iugu_code": lane["to_code"], "bound_typeid": "E", "value": 20_000.0},
+                {**row, "iugu_code": pd.NA, "bound_typeid": "L", "value": 20_000.0},
+            ]
+        )
+        .assign(value_typeid="C")
+        .astype({c: tables["flow_constraints"][c].dtype for c in ("iu_code", "time_period")})
+    )
+    with_e = {
+        **tables,
+        "flow_constraints": pd.concat([tables["flow_constraints"], fixed], ignore_index=True),
+    }
+    monsoon = Scenario("wet", road_closure_share=0.6)
+    adjusted = apply_adjustments(with_e, FeedInputs(periods=PERIODS), monsoon, SETTINGS)
+    from clinker_pipeline.optimization import optimize
+
+    result = optimize(adjusted.tables, SolveOptions(time_limit=60))
+    assert result.status == "optimal", result.message
+    rows = adjusted.tables["flow_constraints"]
+    e_row = rows[(rows["bound_typeid"] == "E") & (rows["iu_code"] == lane["from_code"])]
+    assert e_row["value"].tolist() == [pytest.approx(8_000.0)]
+    assert adjusted.applied["weather"]["road_commitments_scaled"] >= 1
+
+
+# --- issue 11: a feed that cannot apply to an instance says so and the plan goes on
+
+
+def test_feeds_that_cannot_apply_are_recorded_not_applied(tables):
+    """The public datasets have no coordinates; the stored forecast belongs to another instance
+    with the same plant codes: it must not cap this one's roads."""
+    rainy = pd.concat(
+        [
+            _steps(code, 25.0, datetime(2026, 12, 1, tzinfo=UTC), 40)
+            for code in tables["plants"]["iugu_code"]
+        ],
+        ignore_index=True,
+    )
+    no_xy = {**tables, "plants": tables["plants"].assign(latitude=None, longitude=None)}
+    feeds = FeedInputs(periods=PERIODS, weather_steps=rainy)
+    out = apply_adjustments(no_xy, feeds, None, SETTINGS)
+    pd.testing.assert_frame_equal(out.tables["flow_constraints"], tables["flow_constraints"])
+    assert out.applied["not_applied"]["weather"].startswith(
+        "no plant of this instance has coordinates"
+    )
+    # same plant codes with coordinates: the forecast applies
+    assert "not_applied" not in apply_adjustments(tables, feeds, None, SETTINGS).applied
+
+    rail_only = {
+        **tables,
+        "logistics_lanes": tables["logistics_lanes"].query("transport_code != 'T1'"),
+    }
+    feeds = FeedInputs(periods=PERIODS, weather_steps=rainy, diesel_inr_per_litre=95.0)
+    out = apply_adjustments(rail_only, feeds, None, SETTINGS)
+    assert out.applied["not_applied"]["weather"] == (
+        "the instance has no road (T1) lanes: nothing to cap"
+    )
+    assert "no road (T1) lanes" in out.applied["not_applied"]["fuel"]
+
+    strangers = FeedInputs(opening_stock_overrides=_silo("GU_999", 10.0))
+    out = apply_adjustments(tables, strangers, None, SETTINGS)
+    assert out.applied["not_applied"]["telemetry"].endswith("GU_999")

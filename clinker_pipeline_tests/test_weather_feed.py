@@ -33,6 +33,7 @@ from clinker_pipeline.defs.feeds.weather.client import (
     sample_file,
 )
 from clinker_pipeline.defs.feeds.weather.parse import (
+    DAILY_COLUMNS,
     GALE_WIND_MS,
     HEAVY_RAIN_MM_PER_3H,
     STEP_COLUMNS,
@@ -492,6 +493,52 @@ def test_onecall_fetch_and_parse(server: HTTPServer) -> None:
     assert days["closed_hours"].tolist() == [0.0, 24.0, 0.0]  # 82.1 mm >= 8 x 7.5 mm
     assert days["temp_mean_c"].tolist() == [24.0, 24.0, 24.0]  # mean of morn/day/eve/night
     assert daily_problems(days, "One Call GU_004") == []
+
+
+def test_onecall_without_offset_places_days_by_the_timezone_name(server: HTTPServer) -> None:
+    """No `timezone_offset`, only the IANA name: days are local days of that zone, not IST.
+
+    Daily `dt` is local noon; 12:00 in Los Angeles (PST, UTC-8) is 01:30 the next day in IST.
+    """
+    body = onecall_body()
+    del body["timezone_offset"]
+    noon_pst = T0 + 20 * 3600  # 1 Dec 12:00 PST
+    body.update(lat=34.05, lon=-118.24, timezone="America/Los_Angeles", alerts=[])
+    for k, entry in enumerate(body["daily"]):
+        entry["dt"] = noon_pst + (k - 1) * 86400
+    server.expect_request(FORECAST).respond_with_handler(
+        Recorder(lambda r: owm(forecast_body([step(T0)])))
+    )
+    server.expect_request(ONECALL).respond_with_handler(Recorder(lambda r: owm(body)))
+
+    fetch = client_for(server, onecall=True).fetch_all([PlantLocation("GU_LA", 34.05, -118.24)])
+    days, problems = parse_onecall_daily(fetch.onecall["GU_LA"], "GU_LA")
+
+    assert problems == []
+    assert days["day"].tolist() == [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ({}, "neither 'timezone_offset' nor a 'timezone' name"),
+        ({"timezone": "Asia/Nowhere"}, "unknown time zone 'Asia/Nowhere'"),
+        ({"timezone_offset": "IST"}, "timezone_offset 'IST' is not a number of seconds"),
+    ],
+    ids=["none", "unknown-name", "bad-offset"],
+)
+def test_onecall_without_a_usable_zone_is_refused_not_taken_as_ist(
+    zone: dict[str, Any], expected: str
+) -> None:
+    body = onecall_body()
+    del body["timezone"], body["timezone_offset"]
+    body.update(zone)
+
+    days, problems = parse_onecall_daily(body, "GU_004")
+
+    assert days.empty and list(days.columns) == [*DAILY_COLUMNS, "alerts"]
+    assert len(problems) == 1 and problems[0].severity == "WARN"  # the outlook is not planned on
+    assert expected in problems[0].message and "no daily weather" in problems[0].message
 
 
 def test_onecall_without_subscription_keeps_the_forecast(server: HTTPServer) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.erp.mapping import ErpMapping, sample_mapping_path
@@ -298,6 +298,28 @@ class ScenarioSettings(dg.ConfigurableResource):
         return ScenarioSet.load(self.path or None)
 
 
+class _KeepEmptyTables(DuckDBPandasTypeHandler):
+    """dagster-duckdb-pandas skips an empty DataFrame, so the table never exists and the asset
+    downstream cannot load it (the toy dataset's HubOpeningStock has no rows). An empty instance
+    table is data ("none"), so it is stored as an empty table with its columns."""
+
+    def handle_output(self, context, table_slice, obj, connection) -> None:  # type: ignore[override]
+        if obj.empty and not table_slice.partition_dimensions:
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {table_slice.schema}.{table_slice.table} "
+                "AS SELECT * FROM obj"
+            )
+        super().handle_output(context, table_slice, obj, connection)
+
+
+class InstanceIOManager(DuckDBPandasIOManager):
+    """The DuckDB pandas I/O manager of the instance tables, keeping empty tables."""
+
+    @staticmethod
+    def type_handlers() -> list:
+        return [_KeepEmptyTables()]
+
+
 def _secret(name: str) -> Any:
     """A secret from the environment as an EnvVar (Dagster never shows its value), or ""."""
     return dg.EnvVar(name) if os.getenv(name) else ""
@@ -308,7 +330,7 @@ def build_resources() -> dict[str, object]:
     return {
         "instance_files": InstanceFiles(path=settings.instance_path()),
         "duckdb": DuckDBResource(database=database),
-        "duckdb_io_manager": DuckDBPandasIOManager(database=database, schema="instance"),
+        "duckdb_io_manager": InstanceIOManager(database=database, schema="instance"),
         "sap": SapResource(
             base_url=os.getenv("SAP_BASE_URL", ""),
             username=_secret("SAP_USERNAME"),

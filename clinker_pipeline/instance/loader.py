@@ -13,7 +13,11 @@ from clinker_pipeline.instance.io import read_raw
 from clinker_pipeline.instance.parse import empty_table, parse_table
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.instance.tables import TABLES, TABLES_BY_NAME
-from clinker_pipeline.instance.validate import reference_problems, schema_problems
+from clinker_pipeline.instance.validate import (
+    horizon_problems,
+    reference_problems,
+    schema_problems,
+)
 
 
 @dataclass
@@ -37,6 +41,23 @@ class Instance:
 
     def fingerprint(self) -> str:
         return fingerprint(self.tables)
+
+    @property
+    def name(self) -> str:
+        return instance_name(self.origin)
+
+
+def instance_name(origin: str | Path) -> str:
+    """What analysts call an instance: its folder or workbook name ("dummy_3mplan"), "sample"
+    for the bundled network. Stored on every plan run with the fingerprint, so runs of different
+    instances in one DuckDB file are never mixed."""
+    path = Path(origin)
+    try:
+        if path.resolve() == sample_instance_path().resolve():
+            return "sample"
+    except OSError:
+        pass
+    return path.stem if path.suffix.lower() in (".xlsx", ".xlsm") else path.name or str(origin)
 
 
 def fingerprint(tables: dict[str, pd.DataFrame]) -> str:
@@ -96,6 +117,7 @@ def validate_instance(
                 problems.append(p)
     if not structural:
         problems.extend(reference_problems(tables, sources))
+        problems.extend(horizon_problems(tables, sources))
     order = {spec.name: i for i, spec in enumerate(TABLES)}
     problems.sort(key=lambda p: (order.get(p.table, 99), p.row or 0, p.column or ""))
     return Instance(tables=tables, sources=sources, origin=origin, problems=problems)
@@ -105,6 +127,7 @@ __all__ = [
     "TABLES_BY_NAME",
     "Instance",
     "fingerprint",
+    "instance_name",
     "load_instance",
     "sample_instance_path",
     "validate_instance",

@@ -6,6 +6,7 @@ file, row and column, so validation can block the plan while the row stays visib
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from clinker_pipeline.instance.io import RawTable
@@ -78,14 +79,25 @@ def _parse_column(
                 )
             )
 
-    blank = text.eq("") | text.str.lower().isin(["nan", "none", "null"])
-    if not col.nullable:
-        flag(blank, lambda _: "blank; a value is required")
+    lowered = text.str.lower()
     if col.kind in ("code", "text"):
+        blank = text.eq("") | lowered.isin(["nan", "none", "null"])
+        if not col.nullable:
+            flag(blank, lambda _: "blank; a value is required")
         return text.mask(blank, pd.NA).astype("string"), problems
 
+    # A number cell is blank only when empty: "NaN" or "inf" typed into a number column is a
+    # value the model cannot take, reported as written (not as "blank").
+    blank = text.eq("") | lowered.isin(["none", "null"])
+    if not col.nullable:
+        flag(blank, lambda _: "blank; a value is required")
     numbers = pd.to_numeric(text.mask(blank, None), errors="coerce")
-    flag(numbers.isna() & ~blank, lambda v: f"not a number: {v!r}")
+    non_finite = ~blank & (
+        lowered.str.lstrip("+-").eq("nan") | (numbers.notna() & ~np.isfinite(numbers))
+    )
+    flag(non_finite, lambda v: f"not a finite number: {v!r}")
+    numbers = numbers.mask(non_finite)
+    flag(numbers.isna() & ~blank & ~non_finite, lambda v: f"not a number: {v!r}")
     if col.kind == "int":
         fractional = numbers.notna() & (numbers != numbers.round())
         flag(fractional, lambda v: f"not a whole number: {v!r}")

@@ -11,7 +11,14 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from clinker_pipeline.instance.tables import BOUND_TYPES, PLANT_TYPES, VALUE_TYPES
+from clinker_pipeline.instance.tables import (
+    BOUND_TYPES,
+    MAX_INR_PER_T,
+    MAX_TONNES,
+    MAX_TRIP_T,
+    PLANT_TYPES,
+    VALUE_TYPES,
+)
 
 Code = Series[pd.StringDtype]
 OptionalCode = Series[pd.StringDtype]
@@ -30,7 +37,7 @@ class _Base(pa.DataFrameModel):
 class PlantsSchema(_Base):
     iugu_code: Code = pa.Field(str_length={"min_value": 1})
     plant_type: Code = pa.Field(isin=list(PLANT_TYPES))
-    n_source: Series[float] = pa.Field(nullable=True, ge=0)
+    n_source: Series[float] = pa.Field(nullable=True, ge=0, le=1000)
     plant_name: Series[pd.StringDtype] = pa.Field(nullable=True)
     city: Series[pd.StringDtype] = pa.Field(nullable=True)
     state: Series[pd.StringDtype] = pa.Field(nullable=True)
@@ -43,8 +50,8 @@ class PlantsSchema(_Base):
 
 class DemandSchema(_Base):
     iugu_code: Code
-    time_period: Period
-    demand: Series[float] = pa.Field(ge=0)
+    time_period: Period = pa.Field(ge=1)
+    demand: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
     min_fulfillment_pct: Series[float] = pa.Field(nullable=True, ge=0, le=100)
 
     class Config:
@@ -53,8 +60,8 @@ class DemandSchema(_Base):
 
 class CapacitySchema(_Base):
     iu_code: Code
-    time_period: Period
-    capacity: Series[float] = pa.Field(ge=0)
+    time_period: Period = pa.Field(ge=1)
+    capacity: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
 
     class Config:
         unique = ["iu_code", "time_period"]
@@ -62,8 +69,8 @@ class CapacitySchema(_Base):
 
 class ProductionCostSchema(_Base):
     iu_code: Code
-    time_period: Period
-    production_cost: Series[float] = pa.Field(ge=0)
+    time_period: Period = pa.Field(ge=1)
+    production_cost: Series[float] = pa.Field(ge=0, le=MAX_INR_PER_T)
 
     class Config:
         unique = ["iu_code", "time_period"]
@@ -73,10 +80,10 @@ class LogisticsSchema(_Base):
     from_code: Code
     to_code: Code
     transport_code: Code
-    time_period: Period
-    freight_cost: Series[float] = pa.Field(ge=0)
-    handling_cost: Series[float] = pa.Field(ge=0)
-    quantity_multiplier: Series[float] = pa.Field(ge=1)
+    time_period: Period = pa.Field(ge=1)
+    freight_cost: Series[float] = pa.Field(ge=0, le=MAX_INR_PER_T)
+    handling_cost: Series[float] = pa.Field(ge=0, le=MAX_INR_PER_T)
+    quantity_multiplier: Series[float] = pa.Field(ge=1, le=MAX_TRIP_T)
 
     @pa.check(
         "quantity_multiplier", name="whole_trips", error="must be a whole number of tonnes per trip"
@@ -92,10 +99,10 @@ class ConstraintsSchema(_Base):
     iu_code: Code
     transport_code: OptionalCode = pa.Field(nullable=True)
     iugu_code: OptionalCode = pa.Field(nullable=True)
-    time_period: Period
+    time_period: Period = pa.Field(ge=1)
     bound_typeid: Code = pa.Field(isin=list(BOUND_TYPES))
     value_typeid: Code = pa.Field(isin=list(VALUE_TYPES))
-    value: Series[float] = pa.Field(ge=0)
+    value: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
 
     class Config:
         unique = ["iu_code", "transport_code", "iugu_code", "time_period", "bound_typeid"]
@@ -103,7 +110,7 @@ class ConstraintsSchema(_Base):
 
 class OpeningStockSchema(_Base):
     iugu_code: Code
-    opening_stock: Series[float] = pa.Field(ge=0)
+    opening_stock: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
 
     class Config:
         unique = ["iugu_code"]
@@ -111,9 +118,9 @@ class OpeningStockSchema(_Base):
 
 class ClosingStockSchema(_Base):
     iugu_code: Code
-    time_period: Period
-    min_close_stock: Series[float] = pa.Field(ge=0)
-    max_close_stock: Series[float] = pa.Field(nullable=True, ge=0)
+    time_period: Period = pa.Field(ge=1)
+    min_close_stock: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
+    max_close_stock: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_TONNES)
 
     @pa.dataframe_check(name="min_le_max", error="MIN CLOSE STOCK is above MAX CLOSE STOCK")
     def _min_le_max(cls, df: pd.DataFrame) -> Series[bool]:
@@ -130,7 +137,7 @@ class ClosingStockSchema(_Base):
 class HubOpeningStockSchema(_Base):
     iu_code: Code
     hub_code: Code
-    opening_stock: Series[float] = pa.Field(ge=0)
+    opening_stock: Series[float] = pa.Field(ge=0, le=MAX_TONNES)
 
     class Config:
         unique = ["iu_code", "hub_code"]

@@ -184,6 +184,14 @@ TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
 # HubOpeningStock is informational: the public CSV export lacks it, so a directory may omit it.
 OPTIONAL_TABLES = frozenset({HUB_OPENING_STOCK.name})
 
+# Magnitudes no plant has: a value above these is a unit or typing error (t instead of kt, a
+# spreadsheet's 1e308), and far above them the solver's tolerances (1e-6 relative, |c| >= 1e20 is
+# infinity) make the plan meaningless. Largest kilns burn ~10 Mt a year; costs are a few 1,000
+# INR/t; a rake carries ~4,000 t and a ship ~80,000 t. README "Limits" states them.
+MAX_TONNES = 1e8  # demand, capacity, stock, stock bounds, constraint values (t per period)
+MAX_INR_PER_T = 1e6  # production, freight and handling cost
+MAX_TRIP_T = 1e5  # QUANTITY MULTIPLIER (t per trip)
+
 BOUND_TYPES = ("L", "G", "E")
 VALUE_TYPES = ("C",)
 PLANT_TYPES = ("IU", "GU")

@@ -85,7 +85,7 @@ def _from_failure_cases(
         for pattern, text in _CHECK_TEXT:
             m = pattern.fullmatch(check)
             if m:
-                message = text.format(*m.groups())
+                message = text.format(*(_number_text(g) for g in m.groups()))
                 break
         column = case.column if case.column in table.columns else None
         value = None if pd.isna(case.failure_case) else str(case.failure_case)
@@ -196,7 +196,7 @@ def reference_problems(tables: dict[str, pd.DataFrame], sources: dict[str, str])
                 None,
                 f"{r['from_code']} -> {r['to_code']} {r['transport_code']}: {r['reason']}",
                 severity="WARN",
-                rule="dropped",
+                rule="by_design" if r["from_code"] == r["to_code"] else "dropped",
             )
         )
     for frame, severity, text in (
@@ -226,6 +226,75 @@ def reference_problems(tables: dict[str, pd.DataFrame], sources: dict[str, str])
                     rule="dropped" if severity == "WARN" else "reference",
                 )
             )
+    return out
+
+
+def _number_text(text: str) -> str:
+    """Pandera names bounds as floats (`100000000.0`); a planner reads `100,000,000`."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:,.0f}" if value.is_integer() else f"{value:g}"
+
+
+PERIOD_TABLES = (
+    "clinker_demand",
+    "clinker_capacity",
+    "production_cost",
+    "logistics_lanes",
+    "flow_constraints",
+    "closing_stock_bounds",
+)
+
+
+def horizon_problems(tables: dict[str, pd.DataFrame], sources: dict[str, str]) -> list[Problem]:
+    """Whole-instance rules: something to plan (plants, demand) and one horizon for all tables.
+
+    An empty instance would solve to "optimal, 100 % served" and a period that only one table
+    knows is usually a typo (period 4 in one file of a 3-period plan) that the model would quietly
+    turn into an extra period eating the opening stock.
+    """
+    out: list[Problem] = []
+
+    def whole(name: str, message: str, severity="ERROR", rule="reference") -> None:
+        out.append(Problem(name, sources[name], None, None, message, severity=severity, rule=rule))
+
+    if tables["plants"].empty:
+        whole("plants", "no plants: an instance needs at least one IU", rule="schema")
+    demand = tables["clinker_demand"]
+    if demand.empty or not (demand["demand"].fillna(0) > 0).any():
+        whole("clinker_demand", "no demand: every DEMAND is 0 or the file has no rows")
+    known = {
+        name: set(tables[name]["time_period"].dropna().astype(int))
+        for name in PERIOD_TABLES
+        if not tables[name].empty
+    }
+    if len(known) > 1:
+        for period in sorted(set().union(*known.values())):
+            holders = [name for name, periods in known.items() if period in periods]
+            if len(holders) == 1:
+                whole(
+                    holders[0],
+                    f"period {period} appears only in {sources[holders[0]]}; "
+                    "no other table has rows for it",
+                    severity="WARN",
+                )
+    served = demand.loc[demand["demand"].fillna(0) > 0, "time_period"].dropna().astype(int)
+    for period in sorted(set(served)):
+        for name, what in (
+            ("clinker_capacity", "capacity"),
+            ("logistics_lanes", "lane"),
+            ("closing_stock_bounds", "closing stock bound"),
+        ):
+            if period not in known.get(name, set()) and (
+                name != "closing_stock_bounds" or name in known
+            ):
+                whole(
+                    name,
+                    f"period {period} has demand but no {what} row: only stock can serve it",
+                    severity="WARN",
+                )
     return out
 
 

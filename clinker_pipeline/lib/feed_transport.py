@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
-from clinker_pipeline.lib.http import HttpPolicy, JsonHttpSession, failure_message
+from clinker_pipeline.lib.http import HttpPolicy, JsonHttpSession, failure_message, scrub
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,18 @@ class FeedTransport(Protocol):
 
     def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str: ...
 
+    def scrub(self, text: str) -> str:
+        """`text` (e.g. a message quoted from a 2xx body) masked with this source's secrets."""
+        ...
+
     def close(self) -> None: ...
 
 
 class HttpFeedTransport:
     """A provider's HTTP API below `base_url` (which may carry a path prefix, e.g. a mirror).
 
-    `secret_params` (e.g. {"appid": key}) are added to every query and registered as secrets:
-    they are masked in every message and log record. Only the path below `base_url` is taken
+    `secret_params` (e.g. {"appid": key}) are added to every query and are this transport's
+    secrets: they are masked in every message it builds and in the log records of its calls. Only the path below `base_url` is taken
     from callers, so a paging link can never send the key to another host.
     """
 
@@ -89,6 +93,9 @@ class HttpFeedTransport:
 
     def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str:
         return self.http.get_text(self.url(path), params=self._params(params))
+
+    def scrub(self, text: str) -> str:
+        return self.http.scrub(text)
 
     def close(self) -> None:
         self.http.close()
@@ -140,6 +147,9 @@ class SampleFeedTransport:
             raise InvalidPayload(
                 failure_message(f"{self.source} sample", path, reason=f"not JSON: {exc}")
             ) from None
+
+    def scrub(self, text: str) -> str:
+        return scrub(text)  # bundled files hold no secrets; mask credential-shaped text anyway
 
     def close(self) -> None:
         return None

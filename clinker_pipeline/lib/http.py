@@ -47,13 +47,30 @@ _DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar(
     "clinker_http_deadline", default=None
 )
 
-_SENSITIVE_PARAMS = (
-    "api_key|apikey|api-key|appid|app_id|key|token|access_token|refresh_token|client_secret"
-    "|secret|password|passwd|pwd|sig|signature|auth"
+#: Names whose value is a credential wherever they appear: query parameters (`?appid=...`),
+#: `name=value` pairs in any text, and JSON / dict keys (`"password": "..."`). Masking by name keeps
+#: a secret out of messages by construction, whatever its length or spelling.
+_SENSITIVE_NAMES = (
+    "api_key|apikey|api-key|x-api-key|appid|app_id|key|token|access_token|refresh_token"
+    "|id_token|auth_token|x-auth-token|client_secret|secret|password|passwd|pwd|sig|signature"
+    "|auth|authorization|proxy-authorization|cookie|set-cookie"
 )
-_SENSITIVE_QUERY_RE = re.compile(rf"(?i)([?&;](?:{_SENSITIVE_PARAMS})=)[^&#\s'\"]*")
+_SENSITIVE_PAIR_RE = re.compile(rf"(?i)((?<![\w-])(?:{_SENSITIVE_NAMES})\s*=\s*)[^&#\s'\",;]*")
+_SENSITIVE_QUOTED_RE = re.compile(
+    rf"(?i)([\"'])((?:{_SENSITIVE_NAMES}))\1(\s*:\s*)([\"'])(?:(?!\4).)*\4"
+)
+#: Header lines as printed (`Authorization: Basic dTpQ`, `X-API-Key: ...`): the scheme stays.
+_AUTH_HEADER_LINE_RE = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi-key|\bx-auth-token|\bcookie)(\s*:\s*)"
+    r"((?:basic|bearer|digest|negotiate|token)\s+)?[^\s,;'\"]+"
+)
 _USERINFO_RE = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _AUTH_HEADER_RE = re.compile(r"(?i)\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}")
+#: Secrets shorter than this are not searched for in text: a 1-7 character password (or a common
+#: word such as "data") would turn every "data" or "P" of unrelated messages into "***" and so show
+#: itself by where the stars land. Such values are kept out of messages by construction instead
+#: (only URL paths are printed; key parameters, user info and auth headers are masked by name).
+MIN_SECRET_LENGTH = 8
 _OBJECT_REPR_RE = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
 _URL_RE = re.compile(r"(?i)\bhttps?://\S+")
 
@@ -65,8 +82,9 @@ _STATUS_HINTS: dict[int, str] = {
     429: "rate limited",
 }
 
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
+#: The secrets of the client whose call is in progress (per thread / per task), so that
+#: urllib3's log records of that call are masked with them and with no other client's.
+_CALL_SECRETS: ContextVar[tuple[str, ...]] = ContextVar("clinker_http_secrets", default=())
 _FILTER_LOCK = threading.Lock()
 _FILTERED_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
 
@@ -186,27 +204,49 @@ class DeadlineTimeout(Timeout):
         return Timeout(connect=min(self._connect, left), read=min(self._read, left))  # type: ignore[arg-type,type-var]
 
 
-def register_secrets(values: Iterable[str | None]) -> None:
-    """Add strings that must never reach a log record or an exception message."""
-    with _SECRETS_LOCK:
-        for value in values:
-            if value:
-                _SECRETS.update({value, quote(value, safe=""), quote_plus(value)})
+def secret_forms(values: Iterable[str | None]) -> tuple[str, ...]:
+    """The spellings of a client's secrets worth searching text for, longest first.
+
+    Each value also in its URL-encoded forms (a proxy may echo the request line); values shorter
+    than MIN_SECRET_LENGTH are left out (see there).
+    """
+    forms: set[str] = set()
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            forms.update({value, quote(value, safe=""), quote_plus(value)})
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Last line of defence: mask secrets, credentials in URLs and auth headers in any text."""
+    """Mask credentials in foreign text (a server's error body, an exception, a logged URL).
+
+    Structural first: URL user info, the values of key parameters and of `name=value` /
+    `"name": "value"` pairs with a credential's name, and auth headers, whatever their length.
+    Then the given `secrets` of one client (never a process-wide set: one feed's password must
+    not rewrite another feed's messages), as whole tokens (not inside a longer word) and only
+    when long enough to be a secret (see MIN_SECRET_LENGTH).
+    """
     if not text:
         return text
-    with _SECRETS_LOCK:
-        known = set(_SECRETS)
-    known.update(s for s in secrets if s)
-    for secret in sorted(known, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "***")
+    forms = secret_forms(secrets)
+    if forms:
+        alternatives = "|".join(_token_pattern(form) for form in forms)
+        text = re.sub(alternatives, "***", text)
     text = _USERINFO_RE.sub(r"\1***@", text)
-    text = _SENSITIVE_QUERY_RE.sub(r"\1***", text)
+    text = _SENSITIVE_QUOTED_RE.sub(r"\1\2\1\3\4***\4", text)
+    text = _AUTH_HEADER_LINE_RE.sub(r"\1\2\3***", text)
+    text = _SENSITIVE_PAIR_RE.sub(r"\1***", text)
     return _AUTH_HEADER_RE.sub(r"\1 ***", text)
+
+
+def _token_pattern(secret: str) -> str:
+    """`secret` as a regex that does not match inside a longer word or number."""
+    pattern = re.escape(secret)
+    if secret[0].isalnum():
+        pattern = r"(?<![A-Za-z0-9])" + pattern
+    if secret[-1].isalnum():
+        pattern += r"(?![A-Za-z0-9])"
+    return pattern
 
 
 def endpoint_path(url: str) -> str:
@@ -227,19 +267,21 @@ def failure_message(
     """The one place error messages are built, so none of them can carry a secret.
 
     Only the endpoint path is named (query values may hold API keys, the host part user info),
-    then the HTTP status and reason, then what the server or the network said; the result is
-    scrubbed of every registered secret.
+    then the HTTP status and reason, then what the server or the network said. The parts that
+    come from outside (path, reason, detail) are scrubbed with `redact`, the secrets of this
+    client only; the wording around them is ours and never holds one, so it is left alone (a
+    password that happens to be "password" must not blank out the hint that mentions one).
     """
-    text = f"{source}: {method} {endpoint_path(url)} failed"
+    text = f"{source}: {method} {scrub(endpoint_path(url), redact)} failed"
     if status is not None:
-        text += f" with HTTP {status}" + (f" {reason}" if reason else "")
+        text += f" with HTTP {status}" + (f" {scrub(reason, redact)}" if reason else "")
         if status in _STATUS_HINTS:
             text += f" ({_STATUS_HINTS[status]})"
     elif reason:
-        text += f": {reason}"
+        text += f": {scrub(reason, redact)}"
     if detail:
-        text += f" - {detail}"
-    return scrub(text, redact)
+        text += f" - {scrub(detail, redact)}"
+    return text
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -282,8 +324,9 @@ class JsonHttpSession:
     """A requests.Session that retries, keeps to a deadline and reports failures safely.
 
     `redact` lists the secrets of this feed (password, API key, the Basic header value); they are
-    scrubbed from every message this session builds and from urllib3's debug log, as a last line
-    of defence behind never putting them into messages in the first place.
+    scrubbed from every message this session builds and from urllib3's debug log records of its
+    own calls (no other session's), as a last line of defence behind never putting them into
+    messages in the first place.
     """
 
     def __init__(
@@ -300,9 +343,8 @@ class JsonHttpSession:
     ) -> None:
         self.source = source
         self.policy = policy or HttpPolicy()
-        self.redact: list[str] = [s for s in redact if s]
+        self.redact: tuple[str, ...] = secret_forms(redact)
         self.error_text = error_text
-        register_secrets(self.redact)
         _install_log_filter()
         self.session = build_session(
             self.policy, auth=auth, headers=headers, verify=verify, trust_env=trust_env
@@ -324,6 +366,10 @@ class JsonHttpSession:
     def message(self, url: str, **kwargs: Any) -> str:
         """`failure_message` for this feed, with its secrets."""
         return failure_message(self.source, url, redact=self.redact, **kwargs)
+
+    def scrub(self, text: str) -> str:
+        """`scrub` with this feed's secrets, for text a client quotes from a 2xx body."""
+        return scrub(text, self.redact)
 
     def get_json(
         self,
@@ -373,6 +419,7 @@ class JsonHttpSession:
         self._pace(url, deadline_at)
         timeout = DeadlineTimeout(policy.connect_timeout, policy.read_timeout, deadline_at)
         token = _DEADLINE.set((deadline_at, policy.deadline_s))
+        secrets_token = _CALL_SECRETS.set(self.redact)
         try:
             response = self.session.get(
                 url, params=params, headers=headers, timeout=timeout, stream=True
@@ -391,6 +438,7 @@ class JsonHttpSession:
         except requests.exceptions.RequestException as exc:
             raise SourceUnavailable(self.message(url, reason=describe_exception(exc))) from None
         finally:
+            _CALL_SECRETS.reset(secrets_token)
             _DEADLINE.reset(token)
 
         retries = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
@@ -520,14 +568,15 @@ def build_session(
 
 
 class _ScrubFilter(logging.Filter):
-    """Rewrites urllib3 log records (which carry full URLs) through `scrub`."""
+    """Rewrites urllib3 log records (which carry full URLs) through `scrub`, with the secrets of
+    the session whose call logs them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:
             return True
-        clean = scrub(message)
+        clean = scrub(message, _CALL_SECRETS.get())
         if clean != message:
             record.msg, record.args = clean, None
         return True

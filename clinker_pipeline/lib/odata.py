@@ -20,6 +20,9 @@ from clinker_pipeline.errors import InvalidPayload
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE_RE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{4}))?\)/$")
+#: The widest UTC offsets in use (UTC-12:00, UTC+14:00), in minutes.
+_MAX_OFFSET_WEST_MIN = 12 * 60
+_MAX_OFFSET_EAST_MIN = 14 * 60
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1_RE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _XML_CODE_RE = re.compile(r"<(?:\w+:)?code>(.*?)</(?:\w+:)?code>", re.DOTALL)
@@ -131,23 +134,30 @@ def edm_decimal(text: str | int | Decimal) -> Decimal:
 
 
 def is_edm_datetime(value: Any) -> bool:
-    """True for the `/Date(ms)/` and `/Date(ms+hhmm)/` wire forms."""
+    """True for the `/Date(ms)/` and `/Date(ms+mmmm)/` wire forms."""
     return isinstance(value, str) and _DATE_RE.match(value) is not None
 
 
 def edm_datetime(text: str) -> datetime:
-    """Parse `/Date(ms)/` (Edm.DateTime) or `/Date(ms+0000)/` (Edm.DateTimeOffset) to aware UTC.
+    """Parse `/Date(ms)/` (Edm.DateTime) or `/Date(ms+mmmm)/` (Edm.DateTimeOffset) to aware UTC.
 
-    The milliseconds count from the epoch in UTC in both forms; the offset only says which local
-    time the value was entered in, so it is validated and then ignored. Timedelta arithmetic keeps
-    the milliseconds exact (no float round trip).
+    The milliseconds count from the epoch in UTC in both forms. The offset of the v2 verbose JSON
+    form is a count of MINUTES (`+0060` is UTC+01:00, `+0330` is UTC+05:30), as SAP's pyodata and
+    other OData v2 writers send it, not hhmm: read as hhmm, `+0060` would be refused and `+0330`
+    taken for 03:30. It only says which local time the value was entered in, so it is checked to be
+    a real offset (UTC-12:00 to UTC+14:00) and then ignored. Timedelta arithmetic keeps the
+    milliseconds exact (no float round trip).
     """
     match = _DATE_RE.match(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"not an OData /Date()/ value: {str(text)[:40]!r}")
-    millis, _sign, offset = match.groups()
-    if offset is not None and (int(offset[:2]) > 23 or int(offset[2:]) > 59):
-        raise ValueError(f"bad offset in OData date: {text!r}")
+    millis, sign, offset = match.groups()
+    if offset is not None:
+        minutes = int(offset) * (-1 if sign == "-" else 1)
+        if not -_MAX_OFFSET_WEST_MIN <= minutes <= _MAX_OFFSET_EAST_MIN:
+            raise ValueError(
+                f"offset of {minutes} minutes in OData date is no UTC offset: {text!r}"
+            )
     try:
         return _EPOCH + timedelta(milliseconds=int(millis))
     except OverflowError:

@@ -3,9 +3,11 @@
 The contract (spec "Feed-driven adjustments") keeps the model itself fixed and moves its data:
 - fuel: road (T1) freight scales by `1 + fuel_share * (diesel_now / diesel_base - 1)`;
 - weather: a road-availability factor per origin plant and period multiplies that plant's T1
-  dispatch caps, and adds a cap of `availability * capacity` where the plant has none;
+  dispatch rows (caps L, and the committed flows G and E, which a shut road cannot carry either),
+  and adds a cap of `availability * capacity` where the plant has none;
 - telemetry: a live plant outage or silo reading replaces CAPACITY or OPENING STOCK of the
-  current period;
+  current period: in period 1 the reading is the opening stock, in a later period it fixes the
+  closing stock of the period before; outside the horizon it is refused (recorded, not applied);
 - named scenarios (base, demand +x %, plant outage, fuel shock, monsoon) are data, read from a
   JSON file, so adding one is an edit, not a release.
 
@@ -177,6 +179,8 @@ class FeedInputs:
     periods: Sequence[PeriodWindow] | None = None  # the planning calendar
     capacity_overrides: pd.DataFrame | None = None  # iu_code, time_period, capacity, reason
     opening_stock_overrides: pd.DataFrame | None = None  # iugu_code, opening_stock, reason
+    # the planning period "now" falls in, which live readings describe; None: outside the horizon
+    current_period: int | None = 1
     stale: dict[str, str] = field(default_factory=dict)  # feed -> why its data is old
 
 
@@ -205,17 +209,46 @@ def apply_adjustments(
     settings.check()
     out = {name: table.copy() for name, table in tables.items()}
     applied: dict[str, Any] = {"scenario": scenario.name}
-    _telemetry(out, feeds, applied)
+    # feed -> why it cannot apply to this instance (no coordinates, no road lanes, a plant the
+    # instance does not have): the plan goes on without it and says so
+    not_applied: dict[str, str] = {}
+    _telemetry(out, feeds, applied, not_applied)
     _demand(out, scenario, applied)
-    _outages(out, scenario, applied)
-    _fuel(out, feeds, scenario, settings, applied)
-    availability = _weather(out, feeds, scenario, applied)
-    if feeds.stale:
-        applied["stale_inputs"] = dict(sorted(feeds.stale.items()))
+    _outages(out, scenario, applied, not_applied)
+    _fuel(out, feeds, scenario, settings, applied, not_applied)
+    availability = _weather(out, feeds, scenario, applied, not_applied)
+    # a feed that does not apply to this instance is not "stale" for its plan
+    stale = {k: v for k, v in feeds.stale.items() if k not in not_applied}
+    if stale:
+        applied["stale_inputs"] = dict(sorted(stale.items()))
+    if not_applied:
+        applied["not_applied"] = dict(sorted(not_applied.items()))
     return Adjusted(out, applied, availability)
 
 
-def _telemetry(out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict) -> None:
+def _road_lanes(out: dict[str, pd.DataFrame]) -> pd.Series:
+    lanes = out["logistics_lanes"]
+    return (lanes["transport_code"] == ROAD) & (lanes["from_code"] != lanes["to_code"])
+
+
+def _unknown(codes: pd.Series, known: pd.Series) -> list[str]:
+    return sorted(set(codes.dropna().astype(str)) - set(known.dropna().astype(str)))
+
+
+def _telemetry(
+    out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict, not_applied: dict
+) -> None:
+    strangers = []
+    for frame, column in (
+        (feeds.capacity_overrides, "iu_code"),
+        (feeds.opening_stock_overrides, "iugu_code"),
+    ):
+        if frame is not None and len(frame):
+            strangers += _unknown(frame[column], out["plants"]["iugu_code"])
+    if strangers:
+        not_applied["telemetry"] = "readings of plants this instance does not have: " + ", ".join(
+            sorted(set(strangers))
+        )
     cap = feeds.capacity_overrides
     if cap is not None and len(cap):
         table = out["clinker_capacity"]
@@ -237,22 +270,60 @@ def _telemetry(out: dict[str, pd.DataFrame], feeds: FeedInputs, applied: dict) -
         applied["capacity_overrides"] = changed
     stock = feeds.opening_stock_overrides
     if stock is not None and len(stock):
-        table = out["opening_stock"]
-        changed = []
-        for row in stock.itertuples(index=False):
+        applied["opening_stock_overrides"] = _silo_stock(out, stock, feeds.current_period)
+
+
+def _silo_stock(out: dict[str, pd.DataFrame], stock: pd.DataFrame, period: int | None) -> list:
+    """A silo reading is the stock at the start of the current period (contract: "for the
+    current period"). In period 1 that is OPENING STOCK; in period p > 1 the stock carried out of
+    p - 1, so the reading fixes that period's closing stock (MIN = MAX = reading). Outside the
+    horizon no period starts from it: the reading is recorded as refused."""
+    horizon = set(out["clinker_demand"]["time_period"].dropna().astype(int)) | set(
+        out["clinker_capacity"]["time_period"].dropna().astype(int)
+    )
+    changed = []
+    for row in stock.itertuples(index=False):
+        reason = str(getattr(row, "reason", "telemetry"))
+        entry = {"iugu_code": row.iugu_code, "to_t": float(row.opening_stock), "reason": reason}
+        if period is None or (horizon and period not in horizon):
+            changed.append({**entry, "refused": "the current time is outside the plan horizon"})
+            continue
+        if period == 1:
+            table = out["opening_stock"]
             mask = table["iugu_code"] == row.iugu_code
             if mask.any():
                 before = float(table.loc[mask, "opening_stock"].iloc[0])
                 table.loc[mask, "opening_stock"] = float(row.opening_stock)
-                changed.append(
+                changed.append({**entry, "time_period": 1, "from_t": before})
+            continue
+        bounds = out["closing_stock_bounds"]
+        mask = (bounds["iugu_code"] == row.iugu_code) & (bounds["time_period"] == period - 1)
+        value = float(row.opening_stock)
+        if mask.any():
+            before = float(bounds.loc[mask, "min_close_stock"].iloc[0])
+            bounds.loc[mask, ["min_close_stock", "max_close_stock"]] = value
+        else:
+            before = None
+            extra = pd.DataFrame(
+                [
                     {
                         "iugu_code": row.iugu_code,
-                        "from_t": before,
-                        "to_t": float(row.opening_stock),
-                        "reason": str(getattr(row, "reason", "telemetry")),
+                        "time_period": period - 1,
+                        "min_close_stock": value,
+                        "max_close_stock": value,
                     }
-                )
-        applied["opening_stock_overrides"] = changed
+                ]
+            ).astype({c: bounds[c].dtype for c in ("iugu_code", "time_period")})
+            out["closing_stock_bounds"] = bounds = pd.concat([bounds, extra], ignore_index=True)
+        changed.append(
+            {
+                **entry,
+                "time_period": period,
+                "from_t": before,
+                "fixes": f"closing stock of period {period - 1}",
+            }
+        )
+    return changed
 
 
 def _demand(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> None:
@@ -275,7 +346,9 @@ def _demand(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> 
     }
 
 
-def _outages(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) -> None:
+def _outages(
+    out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict, not_applied: dict
+) -> None:
     if not scenario.outages:
         return
     capacity = out["clinker_capacity"]
@@ -283,9 +356,11 @@ def _outages(out: dict[str, pd.DataFrame], scenario: Scenario, applied: dict) ->
     record = []
     for outage in scenario.outages:
         if outage.plant not in known:
-            raise ScenarioError(
-                f"scenario {scenario.name!r}: outage plant {outage.plant!r} has no capacity rows"
+            # a scenario set is shared by every instance the pipeline plans
+            not_applied[f"outage {outage.plant}"] = (
+                f"scenario {scenario.name!r}: this instance has no capacity rows for {outage.plant}"
             )
+            continue
         mask = capacity["iu_code"] == outage.plant
         if outage.periods:
             mask &= capacity["time_period"].isin(outage.periods)
@@ -303,6 +378,7 @@ def _fuel(
     scenario: Scenario,
     settings: AdjustmentSettings,
     applied: dict,
+    not_applied: dict,
 ) -> None:
     if feeds.diesel_inr_per_litre is None:
         if scenario.diesel_factor != 1.0:
@@ -314,6 +390,8 @@ def _fuel(
     index = fuel_index(diesel_now, settings.diesel_base_inr_per_litre, settings.fuel_share)
     lanes = out["logistics_lanes"]
     road = lanes["transport_code"] == ROAD
+    if not _road_lanes(out).any():
+        not_applied["fuel"] = "the instance has no road (T1) lanes: diesel changes no freight"
     lanes.loc[road, "freight_cost"] = lanes.loc[road, "freight_cost"].astype(float) * index
     applied["fuel"] = {
         "diesel_inr_per_litre": round(diesel_now, 4),
@@ -376,32 +454,75 @@ def road_availability_table(
     return table
 
 
+def _forecast_for_instance(
+    plants: pd.DataFrame, feeds: FeedInputs, not_applied: dict
+) -> pd.DataFrame | None:
+    """The stored forecast steps of this instance's located plants only: the forecast table may
+    hold another instance's plants under the same codes (IU_001 is in every dataset)."""
+    steps = feeds.weather_steps
+    if feeds.periods is None:  # feeds off: nothing to apply, nothing to report
+        return steps
+    has_xy = {"latitude", "longitude"} <= set(plants.columns)
+    located = plants.dropna(subset=["latitude", "longitude"]) if has_xy else plants.iloc[0:0]
+    if located.empty:
+        not_applied["weather"] = (
+            "no plant of this instance has coordinates (LATITUDE/LONGITUDE); "
+            "road availability not applied"
+        )
+        return None
+    if steps is None or not len(steps):
+        return steps
+    mine = steps[steps["plant_code"].isin(set(located["iugu_code"]))]
+    if mine.empty:
+        not_applied["weather"] = (
+            "the forecast covers none of this instance's plants; road availability not applied"
+        )
+        return None
+    return mine
+
+
 def _weather(
-    out: dict[str, pd.DataFrame], feeds: FeedInputs, scenario: Scenario, applied: dict
+    out: dict[str, pd.DataFrame],
+    feeds: FeedInputs,
+    scenario: Scenario,
+    applied: dict,
+    not_applied: dict,
 ) -> pd.DataFrame:
     closure = _closure_by_plant(out["plants"], scenario)
-    if feeds.periods is None or (feeds.weather_steps is None and not closure):
+    steps = _forecast_for_instance(out["plants"], feeds, not_applied)
+    if feeds.periods is None or (steps is None and not closure):
         return pd.DataFrame()
-    table = road_availability_table(out["plants"], feeds.periods, feeds.weather_steps, closure)
+    if not _road_lanes(out).any():
+        not_applied["weather"] = "the instance has no road (T1) lanes: nothing to cap"
+        return pd.DataFrame()
+    table = road_availability_table(out["plants"], feeds.periods, steps, closure)
     ius = set(out["clinker_capacity"]["iu_code"])
     shut = table[(table["availability"] < 1 - 1e-9) & table["plant_code"].isin(ius)]
     constraints = out["flow_constraints"]
     capacity = out["clinker_capacity"].set_index(["iu_code", "time_period"])["capacity"]
-    scaled = added = 0
+    scaled = added = commitments_scaled = 0
     new_rows = []
     for row in shut.itertuples(index=False):
         plant, period, factor = row.plant_code, int(row.time_period), float(row.availability)
-        road_caps = (
+        road_rows = (
             (constraints["iu_code"] == plant)
             & (constraints["transport_code"] == ROAD)
             & (constraints["time_period"] == period)
-            & (constraints["bound_typeid"] == "L")
         )
+        road_caps = road_rows & (constraints["bound_typeid"] == "L")
         if road_caps.any():
             constraints.loc[road_caps, "value"] = (
                 constraints.loc[road_caps, "value"].astype(float) * factor
             )
             scaled += int(road_caps.sum())
+        # A committed road flow (E: exactly, G: at least) cannot exceed what the open road
+        # carries: scaled like the caps, the monsoon serves less instead of turning infeasible.
+        commitments = road_rows & constraints["bound_typeid"].isin(["E", "G"])
+        if commitments.any():
+            constraints.loc[commitments, "value"] = (
+                constraints.loc[commitments, "value"].astype(float) * factor
+            )
+            commitments_scaled += int(commitments.sum())
         plant_cap = road_caps & constraints["iugu_code"].isna()
         if not plant_cap.any() and (plant, period) in capacity.index:
             new_rows.append(
@@ -431,6 +552,7 @@ def _weather(
         else 1.0,
         "road_caps_scaled": scaled,
         "road_caps_added": added,
+        "road_commitments_scaled": commitments_scaled,
         "closure_beyond_forecast": {k: v for k, v in sorted(closure.items())},
     }
     return table

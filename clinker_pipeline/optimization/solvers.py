@@ -46,9 +46,15 @@ def solver_info(name: str) -> SolverInfo:
             ok, version = False, None
         return SolverInfo(name, ok, version, "pyomo.contrib.solver (persistent)")
     import pyomo.environ as pyo
+    from pyomo.common.log import LoggingIntercept
 
     try:
-        opt = pyo.SolverFactory(name)
+        # Pyomo logs an unknown name with a full traceback before returning an unusable solver;
+        # the caller reports "not available" in one line, so keep that log at debug level.
+        with LoggingIntercept(level=logging.WARNING, module="pyomo.opt") as captured:
+            opt = pyo.SolverFactory(name)
+        if captured.getvalue():
+            logger.debug("solver %s: %s", name, captured.getvalue())
         ok = bool(opt.available(exception_flag=False))
         version = None
         if ok:

@@ -107,7 +107,19 @@ def weather_forecast(
             for r in located.itertuples(index=False)
         ]
         if not locations:
-            raise InvalidPayload("weather: no plant has coordinates (LATITUDE/LONGITUDE)")
+            # Not an outage but a fact about this instance (the public datasets carry no
+            # coordinates): no retry can fix it, and the plan goes on without road caps.
+            return FeedOutcome(
+                tables={},
+                problems=[],
+                fetched=0,
+                kept=0,
+                missing_parts={
+                    "all plants": "no plant of the instance has coordinates "
+                    "(LATITUDE/LONGITUDE): no forecast, road availability not applied"
+                },
+                metadata={"plants_forecast": 0, "plants_failed": 0},
+            )
         with weather.client() as client:
             fetched = client.fetch_all(locations)
         frames, problems, daily_extra = [], [], []

@@ -13,10 +13,16 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
+from clinker_pipeline.defs.analytics import ensure_analyst_tables
 from clinker_pipeline.defs.quality.assets import check_outcomes
-from clinker_pipeline.defs.resources import ErpSettings, ScenarioSettings, TelemetrySettings
+from clinker_pipeline.defs.resources import (
+    ErpSettings,
+    InstanceFiles,
+    ScenarioSettings,
+    TelemetrySettings,
+)
 from clinker_pipeline.instance import TABLES, validate_instance
-from clinker_pipeline.instance.loader import fingerprint
+from clinker_pipeline.instance.loader import fingerprint, instance_name
 from clinker_pipeline.instance.parse import coerce_tables
 from clinker_pipeline.lib.calendar import current_period, monthly_periods
 from clinker_pipeline.lib.markdown import to_markdown
@@ -103,6 +109,7 @@ def clinker_plan(
     erp: ErpSettings,
     scenarios: ScenarioSettings,
     telemetry: TelemetrySettings,
+    instance_files: InstanceFiles,
 ):
     """Cheapest plan that serves the most demand: production, trips per lane, stock, shortfall."""
     from clinker_pipeline.optimization import SolveOptions, optimize  # heavy: pyomo, highspy
@@ -159,6 +166,10 @@ def clinker_plan(
     result.options["scenario"] = config.scenario
     result.options["input_source"] = config.input_source
     result.options["inputs_fingerprint"] = fingerprint(tables)
+    files_name = instance_name(instance_files.resolved_path())
+    result.options["instance_name"] = (
+        f"erp+{files_name}" if config.input_source == "erp" else files_name
+    )
     result.options["adjustments"] = json_safe(applied)
     context.log.info(
         f"plan {result.run_id}: {result.status}, cost {result.cost}, served {result.served_pct}%"
@@ -247,6 +258,7 @@ def read_feed_inputs(
             )
             feeds.capacity_overrides = caps if len(caps) else None
             feeds.opening_stock_overrides = stock if len(stock) else None
+            feeds.current_period = window.period if window else None
     return feeds
 
 
@@ -263,6 +275,7 @@ def plan_metadata(result: PlanResult) -> dict[str, object]:
         "min_road_availability": num(weather.get("min_availability")),
         "road_caps_added": int(weather.get("road_caps_added", 0)),
         "stale_inputs": dg.MetadataValue.json(applied.get("stale_inputs") or {}),
+        "feeds_not_applied": dg.MetadataValue.json(applied.get("not_applied") or {}),
         "adjustments": dg.MetadataValue.json(applied),
         "run_id": result.run_id,
         "status": result.status,
@@ -309,6 +322,7 @@ def plan_tables(
 ):
     """Append the run to the analysts' tables in one transaction; `latest_plan_*` views follow."""
     with duckdb.get_connection() as con:
+        ensure_analyst_tables(con)
         counts = write_plan(
             con,
             clinker_plan,
@@ -318,6 +332,7 @@ def plan_tables(
             input_origin=str(clinker_plan.options.get("input_source", "files")),
             dagster_run_id=context.run.run_id,
             input_warnings=clinker_plan.warnings,
+            instance_name=clinker_plan.options.get("instance_name"),
         )
         snapshot = publish_snapshot(con, duckdb.database)
     if snapshot is not None:
@@ -405,6 +420,7 @@ def scenario_comparison(
                 input_origin=str(opts.get("input_source", "files")),
                 dagster_run_id=context.run.run_id,
                 input_warnings=run.result.warnings,
+                instance_name=opts.get("instance_name"),
             )
         write_comparison(
             con,
@@ -413,6 +429,8 @@ def scenario_comparison(
             stale_inputs=feeds.stale,
             dagster_run_id=context.run.run_id,
         )
+        # the comparison is published too: analysts must not read the previous one
+        publish_snapshot(con, duckdb.database)
     shown = table[
         ["scenario", "status", "cost_inr", "served_pct", "rail_share_pct", "cost_vs_base_pct"]
     ]

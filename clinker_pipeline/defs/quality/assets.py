@@ -195,7 +195,10 @@ def data_quality_report(
         metadata={
             "reported_run_id": config.run_id,
             "feeds": len(report),
-            "min_score": float(report["score"].min()) if len(report) else 100.0,
+            # feeds with "no data" have no score and do not count
+            "min_score": float(report["score"].dropna().min())
+            if report["score"].notna().any()
+            else 100.0,
             "report": dg.MetadataValue.md(to_markdown(shown, float_format="{:,.1f}")),
             "dagster/row_count": len(report),
         }

@@ -9,6 +9,9 @@ owner can see whether the feed is getting better. The formula (README "Data-qual
                    kept), 0 failed (nothing usable)
     score        = round(100 * completeness * checks * freshness, 1)
 
+A feed that brought no rows at all (nothing fetched, kept or quarantined, and not stale or failed)
+is in state "no data" with no score: an empty MQTT landing store is not a perfect feed.
+
 WARN rows are not counted against completeness: they were kept (plausibility) or left out on
 purpose (e.g. a self-lane), and the WARN check that reports them already costs half a point.
 """
@@ -26,6 +29,7 @@ from clinker_pipeline.lib.store.feeds import table_exists
 
 SCORE_VERSION = 1
 FRESHNESS_FACTOR = {"fresh": 1.0, "partial": 0.8, "stale": 0.5, "failed": 0.0}
+NO_DATA = "no data"
 
 REPORT_DDL = """
 CREATE TABLE IF NOT EXISTS data_quality_report (
@@ -110,7 +114,22 @@ class FeedQuality:
         )
         return completeness, checks, FRESHNESS_FACTOR.get(self.freshness, 0.0)
 
-    def score(self) -> float:
+    @property
+    def state(self) -> str:
+        """Freshness, or "no data" when the run brought nothing to judge."""
+        came_in = (
+            self.rows_fetched
+            or self.rows_kept
+            or self.rows_quarantined_error
+            or self.rows_quarantined_warn
+        )
+        if not came_in and self.freshness in ("fresh", "partial"):
+            return NO_DATA
+        return self.freshness
+
+    def score(self) -> float | None:
+        if self.state == NO_DATA:
+            return None
         completeness, checks, freshness = self.factors()
         return round(100 * completeness * checks * freshness, 1)
 
@@ -122,6 +141,7 @@ def report_frame(
     rows = []
     for q in feeds:
         completeness, checks, freshness = q.factors()
+        no_data = q.state == NO_DATA
         rows.append(
             {
                 "created_at": now,
@@ -139,12 +159,12 @@ def report_frame(
                 "rows_kept": q.rows_kept,
                 "rows_quarantined_error": q.rows_quarantined_error,
                 "rows_quarantined_warn": q.rows_quarantined_warn,
-                "freshness": q.freshness,
+                "freshness": q.state,
                 "data_as_of": q.data_as_of,
                 "last_good_at": q.last_good_at,
-                "completeness": round(completeness, 6),
+                "completeness": None if no_data else round(completeness, 6),
                 "checks_factor": round(checks, 6),
-                "freshness_factor": freshness,
+                "freshness_factor": None if no_data else freshness,
                 "score": q.score(),
                 "score_version": SCORE_VERSION,
             }

@@ -2,8 +2,8 @@
 
 Both the ingestor and the simulator talk to the same broker, configured the same way (one URL,
 credentials and a CA file from the environment), so the rules live here once: `mqtts://` means
-TLS, the password is registered with the HTTP layer's scrubber so no log record or error message
-can carry it, and the MQTT v5 CONNECT properties that make a persistent session survive a
+TLS, the password never enters a message (the repr hides it, `url` drops the user info and
+broker URLs are masked by the HTTP layer's `scrub` before they are quoted), and the MQTT v5 CONNECT properties that make a persistent session survive a
 reconnect (session expiry, receive maximum) are built in one place.
 """
 
@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from clinker_pipeline.lib.http import register_secrets, scrub
+from clinker_pipeline.lib.http import scrub
 
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
@@ -49,7 +49,6 @@ class BrokerSettings:
     client_id: str | None = None
 
     def __post_init__(self) -> None:
-        register_secrets([self.password])
         if not self.host:
             raise ValueError("MQTT broker host is empty")
         if not 0 < self.port < 65536:
@@ -64,7 +63,6 @@ class BrokerSettings:
             port = parts.port
         except ValueError as exc:
             raise ValueError(f"MQTT broker URL {scrub(url)!r} is not valid: {exc}") from None
-        register_secrets([unquote(parts.password)] if parts.password else [])
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
             raise ValueError(

@@ -102,6 +102,11 @@ def family_rows(family: str, landed: pd.DataFrame) -> tuple[pd.DataFrame, list[P
     return _frame(family, rows), problems
 
 
+def empty_family_frame(family: str) -> pd.DataFrame:
+    """The family's typed columns with no rows (to create its table before any telemetry)."""
+    return _frame(family, [])
+
+
 def _frame(family: str, rows: list[dict]) -> pd.DataFrame:
     numeric, _ = NUMERIC_FIELDS[family]
     key = ["vehicle"] if family == "fleet" else ["plant", "sensor"]

@@ -1,7 +1,11 @@
 """The analysts' DuckDB tables: every optimizer run, keyed by run id, written in one transaction.
 
-Nothing is overwritten: each run adds rows, and the `latest_plan_*` views point at the newest
-successful run of the base scenario, so dashboards follow the plan without knowing run ids.
+Nothing is overwritten: each run adds rows, and the `latest_plan_*` views point at one run, so
+dashboards follow the plan without knowing run ids. The rule (README "DuckDB tables"): the newest
+usable (optimal or feasible-with-gap) base-scenario run of the *current instance*, which is the
+instance (name and fingerprint) of the newest usable base run the pipeline made, or of the newest
+usable base run at all in a file the pipeline never wrote. A `clinker optimize` of another
+instance into the pipeline's file is kept in `plan_runs` but never becomes its `latest_plan_*`.
 """
 
 from __future__ import annotations
@@ -116,10 +120,36 @@ ADDED_COLUMNS = {
     "plan_runs": (
         ("adjustments", "JSON"),
         ("stale_inputs", "JSON"),
+        ("instance_name", "VARCHAR"),
         ("serve_gap", "DOUBLE"),  # the serve stage's proof (see PlanResult)
         ("serve_bound", "DOUBLE"),
     )
 }
+USABLE = "scenario = 'base' AND status IN ('optimal', 'feasible-with-gap')"
+# Published plans are rounded to what a plant can act on and a solver can tell apart: tonnes to
+# 0.01 t (HiGHS' feasibility tolerance leaves ~1e-4 t of noise, shown as "unmet" otherwise),
+# money to 0.01 INR. README "DuckDB tables" states it.
+DECIMALS = {"_t": 2, "_inr": 2, "cost": 2}
+
+
+def rounded(record: dict[str, Any] | pd.DataFrame) -> Any:
+    """Tonnes and INR rounded to the published tolerance (a frame or one run record)."""
+
+    def places(column: str) -> int | None:
+        return next((d for end, d in DECIMALS.items() if column.endswith(end)), None)
+
+    if isinstance(record, pd.DataFrame):
+        out = record.copy()
+        for column in out.columns:
+            if places(column) is not None and pd.api.types.is_float_dtype(out[column]):
+                out[column] = out[column].round(places(column)) + 0.0  # no -0.0
+        return out
+    return {
+        k: round(v, places(k)) + 0.0
+        if isinstance(v, float) and math.isfinite(v) and places(k) is not None
+        else v
+        for k, v in record.items()
+    }
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -129,12 +159,26 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for column, kind in added:
             con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE VIEW latest_plan_run AS
-        SELECT * FROM plan_runs
-        WHERE scenario = 'base' AND status IN ('optimal', 'feasible-with-gap')
-        ORDER BY created_at DESC
+        WITH usable AS (SELECT * FROM plan_runs WHERE {USABLE}),
+        current_instance AS (
+            SELECT instance_name, inputs_fingerprint FROM usable
+            ORDER BY launched_by = 'dagster' DESC, created_at DESC
+            LIMIT 1
+        )
+        SELECT u.* FROM usable u, current_instance c
+        WHERE u.instance_name IS NOT DISTINCT FROM c.instance_name
+          AND u.inputs_fingerprint IS NOT DISTINCT FROM c.inputs_fingerprint
+        ORDER BY u.created_at DESC
         LIMIT 1
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE VIEW latest_plan_run_by_instance AS
+        SELECT * FROM plan_runs WHERE {USABLE}
+        QUALIFY row_number() OVER (PARTITION BY instance_name ORDER BY created_at DESC) = 1
         """
     )
     for name in LATEST_VIEWS:
@@ -154,6 +198,7 @@ def write_plan(
     input_origin: str | None = None,
     dagster_run_id: str | None = None,
     input_warnings: list[str] | None = None,
+    instance_name: str | None = None,
 ) -> dict[str, int]:
     """Append one run to every plan table atomically; returns rows written per table."""
     ensure_schema(con)
@@ -165,6 +210,7 @@ def write_plan(
         "dagster_run_id": dagster_run_id,
         "inputs_fingerprint": inputs_fingerprint,
         "input_origin": input_origin,
+        "instance_name": instance_name,
         "options": json.dumps(result.options, default=str),
         "input_warnings": json.dumps(list(input_warnings or [])),
         "adjustments": json.dumps(result.options.get("adjustments") or {}, default=str),
@@ -173,7 +219,8 @@ def write_plan(
         ),
     }
     run = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in run.items()
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in rounded(run).items()
     }
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -185,7 +232,7 @@ def write_plan(
             if frame is None or frame.empty:
                 counts[table] = 0
                 continue
-            _insert(con, table, frame.assign(run_id=result.run_id))
+            _insert(con, table, rounded(frame).assign(run_id=result.run_id))
             counts[table] = len(frame)
         con.execute("COMMIT")
     except BaseException:

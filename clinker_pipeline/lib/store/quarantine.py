@@ -2,6 +2,10 @@
 
 Bad rows are kept here instead of being dropped, so a planner can see what was left out of a
 plan and a data owner can fix it at the source.
+
+One row per distinct problem: re-running unchanged input does not append the same rows again;
+the existing row moves to the run that saw it last (`dagster_run_id`, `quarantined_at`) and
+counts the sightings (`times_seen`, `first_quarantined_at`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,26 @@ CREATE TABLE IF NOT EXISTS quarantine (
     raw_record JSON
 )
 """
+# added after the first release, at the end: older files gain them
+ADDED_COLUMNS = (("first_quarantined_at", "TIMESTAMP"), ("times_seen", "INTEGER"))
+# what makes two quarantine rows the same problem
+IDENTITY = (
+    "feed",
+    "table_name",
+    "source",
+    "source_row",
+    "column_name",
+    "severity",
+    "rule",
+    "reason",
+    "raw_record",
+)
+
+
+def ensure_quarantine(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(QUARANTINE_DDL)
+    for column, kind in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 def quarantine_problems(
@@ -40,8 +64,9 @@ def quarantine_problems(
     feed: str,
     dagster_run_id: str | None = None,
 ) -> int:
-    """Record problems with the offending row as JSON; returns how many rows were written."""
-    con.execute(QUARANTINE_DDL)
+    """Record problems with the offending row as JSON; returns how many problems were recorded
+    (new rows, or known ones seen again)."""
+    ensure_quarantine(con)
     now = datetime.now(UTC).replace(tzinfo=None)
     records = []
     for p in problems:
@@ -66,7 +91,27 @@ def quarantine_problems(
         )
     if not records:
         return 0
-    con.from_df(pd.DataFrame(records)).insert_into("quarantine")
+    frame = pd.DataFrame(records).assign(first_quarantined_at=now, times_seen=1)
+    frame["source_row"] = pd.array(frame["source_row"], dtype="Int64")
+    columns = [c[0] for c in con.execute("DESCRIBE quarantine").fetchall()]
+    # typed like the table, so that NULLs and numbers compare as stored
+    con.execute("CREATE OR REPLACE TEMP TABLE _quarantine_new AS FROM quarantine LIMIT 0")
+    try:
+        con.from_df(frame.reindex(columns=columns)).insert_into("_quarantine_new")
+        same = " AND ".join(f"q.{c} IS NOT DISTINCT FROM n.{c}" for c in IDENTITY)
+        con.execute(
+            "UPDATE quarantine q SET dagster_run_id = n.dagster_run_id, "
+            "quarantined_at = n.quarantined_at, "
+            "first_quarantined_at = coalesce(q.first_quarantined_at, q.quarantined_at), "
+            "times_seen = coalesce(q.times_seen, 1) + 1 "
+            f"FROM (SELECT DISTINCT * FROM _quarantine_new) n WHERE {same}"
+        )
+        con.execute(
+            "INSERT INTO quarantine SELECT * FROM _quarantine_new n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE {same})"
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _quarantine_new")
     return len(records)
 
 

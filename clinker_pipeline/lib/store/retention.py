@@ -17,9 +17,6 @@ import duckdb
 from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, ensure_schema
 from clinker_pipeline.lib.store.quarantine import QUARANTINE_DDL
 
-# statuses the `latest_plan_run` view treats as a usable plan
-SUCCESS_STATUSES = ("optimal", "feasible-with-gap")
-
 
 def runs_to_delete(
     con: duckdb.DuckDBPyConnection,
@@ -35,11 +32,8 @@ def runs_to_delete(
         [keep_latest_runs],
     ).fetchall()
     keep = {r[0] for r in rows}
-    statuses = ", ".join(f"'{s}'" for s in SUCCESS_STATUSES)
-    newest_good = con.execute(
-        f"SELECT run_id FROM plan_runs WHERE scenario = 'base' AND status IN ({statuses}) "
-        "ORDER BY created_at DESC LIMIT 1"
-    ).fetchone()
+    # the run the latest_plan_* views show (ensure_schema has created them)
+    newest_good = con.execute("SELECT run_id FROM latest_plan_run").fetchone()
     if newest_good is not None:
         keep.add(newest_good[0])
     old = con.execute(

@@ -32,6 +32,7 @@ from typing import Any
 import oracledb
 
 from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
+from clinker_pipeline.lib.http import scrub
 
 log = logging.getLogger(__name__)
 
@@ -369,13 +370,12 @@ def source_unavailable(
     lines = [ln for ln in lines if not ln.startswith("Help:")]
     if lines and lines[0].startswith(f"{code}:"):
         lines[0] = lines[0][len(code) + 1 :].strip()
-    detail = " / ".join(lines)
+    # only the driver's text is foreign; a short password must not blank "data" out of "database"
+    detail = scrub(" / ".join(lines), [settings.password])
     message = (
         f"{SOURCE} at {settings.endpoint} failed while {doing}: {code}: {detail}. "
         f"{_capitalized(_hint(code, settings))}."
     )
-    if settings.password:
-        message = message.replace(settings.password, "***")
     return SourceUnavailable(message)
 
 

@@ -3,12 +3,15 @@
 EIA's API has traps that lose data or hide failures without raising:
 
 * the API key is read from the query string only (a header is ignored and the call fails as
-  API_KEY_MISSING), so it goes in as the `api_key` query parameter and is registered as a secret;
+  API_KEY_MISSING), so it goes in as the `api_key` query parameter, a secret of this client only;
 * without `data[0]=value` the answer has dimension columns and no prices, and an unknown facet
   value is a 200 with zero rows, not an error (the caller sees an empty table and says so);
 * one JSON answer holds at most 5000 rows and `response.total` is a *string*; a longer answer is
   a 200 carrying a `warnings` entry ("incomplete return"), so the client pages with
   `offset += length` until `offset >= int(total)` under an explicit sort, and records warnings;
+  a server that ignores `offset` or `length` (the same page again, more rows than asked or than
+  `total`) would double the history silently, so that is an InvalidPayload at the first page
+  that shows it;
 * the gateway's error bodies nest the code (`{"error": {"code": "API_KEY_INVALID", ...}}`) where
   the generic extractor keeps only the message, so this module supplies its own extractor and
   the code reaches the planner; before v2.1.10 a 200 could carry an error body, so the body is
@@ -215,9 +218,19 @@ class EiaClient:
         return self._fetch(ROUTE, params)
 
     def _fetch(self, route: str, params: Mapping[str, str]) -> EiaFetch:
+        """All pages of `route`, refusing answers that do not add up.
+
+        A server (or a caching proxy) that ignores `offset` sends page 1 for every offset, one
+        that ignores `length` sends more rows than asked, and either way `offset += length`
+        would count rows twice while looking complete. So a page longer than asked, a row seen
+        on an earlier page, or more rows than `response.total` is an InvalidPayload naming what
+        was seen, at the first page that shows it: never a silently doubled history, never an
+        endless loop.
+        """
         fetch = EiaFetch()
         offset = 0
         total: int | None = None
+        seen: dict[str, int] = {}  # row fingerprint -> offset of the page that brought it
         while True:
             if fetch.pages >= MAX_PAGES:
                 raise InvalidPayload(
@@ -230,6 +243,7 @@ class EiaClient:
             query = {**params, "offset": str(offset), "length": str(self.page_length)}
             payload = self.transport.get_json(route, query)
             rows, page_total, warnings = self._page(route, payload, offset)
+            self._check_page(route, rows, offset, seen)
             fetch.pages += 1
             fetch.rows.extend(rows)
             for text in warnings:
@@ -237,6 +251,15 @@ class EiaClient:
                     log.warning("%s %s offset %d: %s", SOURCE, route, offset, text)
                     fetch.warnings.append(text)
             total = page_total
+            if total is not None and len(fetch.rows) > total:
+                raise InvalidPayload(
+                    self._message(
+                        route,
+                        f"{len(fetch.rows)} rows came back in {fetch.pages} page(s) but "
+                        f"response.total is {total}: the answer does not add up, so none of it "
+                        "is used",
+                    )
+                )
             if not rows:
                 break
             offset += self.page_length
@@ -255,6 +278,37 @@ class EiaClient:
             fetch.warnings.append(text)
         return fetch
 
+    def _check_page(self, route: str, rows: list, offset: int, seen: dict[str, int]) -> None:
+        """Raise when this page cannot be the next slice of the answer (see `_fetch`)."""
+        if len(rows) > self.page_length:
+            raise InvalidPayload(
+                self._message(
+                    route,
+                    f"offset {offset}: asked for at most {self.page_length} rows, got "
+                    f"{len(rows)}: the server does not honour `length`, so paging would "
+                    "re-read or skip rows",
+                )
+            )
+        repeated: list[int] = []
+        fresh: dict[str, int] = {}
+        for row in rows:
+            key = json.dumps(row, sort_keys=True, default=str)
+            if key in seen:
+                repeated.append(seen[key])
+            else:
+                fresh[key] = offset
+        if repeated:
+            raise InvalidPayload(
+                self._message(
+                    route,
+                    f"the page at offset {offset} repeats {len(repeated)} of its {len(rows)} "
+                    f"rows from the page at offset {min(repeated)}: the server does not page by "
+                    "`offset` (a proxy cache or a mirror that ignores it?); refusing a history "
+                    "with rows counted twice",
+                )
+            )
+        seen.update(fresh)
+
     def _page(
         self, route: str, payload: Any, offset: int
     ) -> tuple[list[dict], int | None, list[str]]:
@@ -265,7 +319,9 @@ class EiaClient:
             status = int(code) if code and code.isdigit() else _CODE_STATUS.get(code or "")
             said = f"{code}: {message}" if code and not code.isdigit() else message
             raise SourceUnavailable(
-                self._message(route, f"HTTP 200 but the body is an EIA error - {said}"),
+                self._message(
+                    route, f"HTTP 200 but the body is an EIA error - {self.transport.scrub(said)}"
+                ),
                 status=status,
             )
         response = payload.get("response") if isinstance(payload, Mapping) else None

@@ -14,13 +14,16 @@ Frankfurter's v1 API is deprecated but stable and is what mirrors serve; the tra
 * `latest` names the last ECB working day (1-4 days old) and a time series' `start_date` snaps
   back to the last published day on or before the requested start. Both are returned as
   published; the parser keeps the dates so staleness stays visible.
+* A mirror may answer a time-series path with a `latest`-shaped body (one `date`, flat `rates`);
+  `timeseries` reads it as the one-day series it is instead of mistaking the currency for a day.
 
 The upstream needs no key. A private mirror may: `live(api_key=...)` sends it as the query
-parameter `api_key`, registered as a secret so it never reaches a message or a log record.
+parameter `api_key`, a secret of this client only, so it never reaches a message or a log record.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -34,6 +37,8 @@ from clinker_pipeline.lib.feed_transport import (
     SampleFeedTransport,
 )
 from clinker_pipeline.lib.http import HttpPolicy, failure_message
+
+log = logging.getLogger(__name__)
 
 SOURCE = "FX"
 DEFAULT_BASE_URL = "https://api.frankfurter.dev"
@@ -99,12 +104,18 @@ class FxClient:
     def timeseries(
         self, start: date, end: date, base: str = "USD", quote: str = "INR"
     ) -> dict[str, Any]:
-        """GET /v1/{start}..{end}?base=&symbols=: every published day of the range."""
+        """GET /v1/{start}..{end}?base=&symbols=: every published day of the range.
+
+        Always in the time-series shape: a one-day `latest`-shaped answer comes back as the
+        one-day series it stands for (see `_single_day_as_series`).
+        """
         if end < start:
             raise ValueError(f"end {end} is before start {start}")
         base, quote = _code(base), _code(quote)
         path = f"/v1/{start.isoformat()}..{end.isoformat()}"
         payload = self._get(path, base, quote)
+        if _is_single_day(payload["rates"]):
+            payload = _single_day_as_series(path, payload, end)
         rates = payload["rates"]
         if not rates:
             raise InvalidPayload(
@@ -177,6 +188,49 @@ class FxClient:
                 )
             )
         return dict(payload)
+
+
+def _is_single_day(rates: Mapping[str, Any]) -> bool:
+    """True for `latest`-shaped rates (`{"INR": 84.6}`) rather than a series (`{day: {...}}`)."""
+    return bool(rates) and all(
+        _CURRENCY.fullmatch(str(key)) and not isinstance(value, Mapping)
+        for key, value in rates.items()
+    )
+
+
+def _single_day_as_series(path: str, payload: Mapping[str, Any], end: date) -> dict[str, Any]:
+    """A `latest`-shaped answer at a time-series path, as the one-day series it stands for.
+
+    Mirrors (and proxies that rewrite a range holding one published day) answer
+    `{"date": d, "rates": {"INR": r}}`; read as a series, "INR" would be taken for a day and the
+    feed would say the source does not publish INR although the rate is right there. The day may
+    lie before the requested start (Frankfurter snaps back to the last published day) but never
+    after its end.
+    """
+    day = payload.get("date")
+    try:
+        published = date.fromisoformat(day) if isinstance(day, str) else None
+    except ValueError:
+        published = None
+    if published is None:
+        raise InvalidPayload(
+            failure_message(
+                SOURCE, path, reason=f"one day's rates without a valid 'date' (got {day!r})"
+            )
+        )
+    if published > end:
+        raise InvalidPayload(
+            failure_message(
+                SOURCE,
+                path,
+                reason=f"one day's rates dated {day}, after the requested end {end.isoformat()}",
+            )
+        )
+    log.info(
+        "%s %s: answered with one day's rates (%s), read as a one-day series", SOURCE, path, day
+    )
+    rest = {k: v for k, v in payload.items() if k not in ("date", "rates")}
+    return {**rest, "start_date": day, "end_date": day, "rates": {day: dict(payload["rates"])}}
 
 
 def _code(currency: str) -> str:

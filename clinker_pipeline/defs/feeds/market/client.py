@@ -12,8 +12,8 @@ the same envelope) or a CSV export. Traps handled here:
   read forever, or counted twice): that is an InvalidPayload, not more pages.
 * Errors may arrive as HTTP 200 with `"status": "error"`: that is SourceUnavailable with the
   server's message. A 2xx body without a `records` list is InvalidPayload.
-* The API key travels as the query parameter `api-key`, registered as a secret by the transport:
-  it is masked in every message and log record.
+* The API key travels as the query parameter `api-key`, a secret of this client's transport: it
+  is masked in every message and log record.
 * CSV: one GET, a header row required. A body with no header is InvalidPayload; a header-only
   file is a valid feed with zero records (a new feed not yet filled), logged as a warning. A UTF-8
   byte-order mark (Excel's "CSV UTF-8") is removed so the first field id still matches. A row with
@@ -235,7 +235,9 @@ class MarketPriceClient:
             )
         status = body.get("status")
         if isinstance(status, str) and status.strip().lower() == "error":
-            said = body.get("message") or body.get("error") or "no message"
+            said = self.transport.scrub(
+                str(body.get("message") or body.get("error") or "no message")
+            )
             raise SourceUnavailable(self._message(f"the API answered status 'error': {said}"))
         records = body.get("records")
         if not isinstance(records, list):

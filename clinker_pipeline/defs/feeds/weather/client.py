@@ -6,8 +6,8 @@ Traps this client owns, so the parsing code never sees them:
   errors, so it is compared as `str(cod)`. A 2xx body whose `cod` is not "200", or that has no
   `list` of steps, is an InvalidPayload naming the coordinates (never the key): a silently empty
   forecast would read as "no rain".
-* The API key travels as the query parameter `appid`; `HttpFeedTransport` adds it and registers
-  it as a secret, so no message or log record carries it. A 401 gets a hint that new keys take up
+* The API key travels as the query parameter `appid`; `HttpFeedTransport` adds it and masks it
+  (as this client's secret only), so no message or log record carries it. A 401 gets a hint that new keys take up
   to two hours to activate and that One Call 3.0 needs its own subscription.
 * The free plan allows 60 calls a minute and a 429 carries no Retry-After: the default policy
   paces calls one second apart (shared by all worker threads of one client) and backs off on
@@ -176,7 +176,7 @@ class OpenWeatherClient:
         if cod != "200":
             raise InvalidPayload(
                 f"{SOURCE}: forecast for lat {lat}, lon {lon} came back with HTTP 2xx but cod "
-                f"{cod!r}{_said(payload)}; no steps were read"
+                f"{cod!r}{self.transport.scrub(_said(payload))}; no steps were read"
             )
         if not isinstance(payload.get("list"), list):
             raise InvalidPayload(
@@ -198,7 +198,7 @@ class OpenWeatherClient:
         if "cod" in payload and not str(payload["cod"]).startswith("2"):
             raise InvalidPayload(
                 f"{SOURCE}: One Call for lat {lat}, lon {lon} came back with HTTP 2xx but cod "
-                f"{str(payload['cod'])!r}{_said(payload)}"
+                f"{str(payload['cod'])!r}{self.transport.scrub(_said(payload))}"
             )
         if not isinstance(payload.get("daily"), list):
             raise InvalidPayload(

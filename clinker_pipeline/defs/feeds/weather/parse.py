@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -271,7 +272,8 @@ def parse_onecall_daily(payload: Mapping, plant_code: str) -> tuple[pd.DataFrame
     Differences from the 2.5 steps handled here: `daily[].rain`/`snow` are plain numbers (mm for
     the day), wind is flat (`wind_speed`, `wind_gust`), `temp` is a block (min, max, and morn/day/
     eve/night whose mean is `temp_mean_c`). The day is the local date of `dt` using the payload's
-    `timezone_offset`. Only daily totals are known, so the closure rule is applied to the day's
+    `timezone_offset`, else its `timezone` name; a payload with neither is refused (no rows, one
+    WARN: the outlook informs planners, the plan does not depend on it), never read as IST. Only daily totals are known, so the closure rule is applied to the day's
     mean 3-hour rate: a day with rain >= 8 x 7.5 mm, or a mean wind at gale force, counts 24
     closed hours; heavy-rain hours likewise. `alerts` counts the alerts whose [start, end)
     overlaps the local day.
@@ -289,17 +291,26 @@ def parse_onecall_daily(payload: Mapping, plant_code: str) -> tuple[pd.DataFrame
                 record=_raw(payload),
             )
         ]
-    offset = payload.get("timezone_offset", IST_OFFSET_S)
-    try:
-        offset_s = int(_number(offset, "timezone_offset"))
-    except _Bad:
-        offset_s = IST_OFFSET_S
+    zone = _payload_zone(payload)
+    if isinstance(zone, _Bad):
+        return _empty_daily(["alerts"]), [
+            Problem(
+                DAILY_TABLE,
+                source,
+                None,
+                zone.column,
+                f"{zone}; days cannot be placed in local time, so no daily weather for the plant",
+                severity="WARN",  # One Call only informs weather_outlook: the plan goes on
+                value=None if zone.value is None else str(zone.value),
+                record=_raw({k: v for k, v in payload.items() if k != "daily"}),
+            )
+        ]
     problems: list[Problem] = []
     alerts = _alert_windows(payload.get("alerts"), source, problems)
     rows = []
     for position, entry in enumerate(days, start=1):
         try:
-            rows.append(_daily_row(entry, plant_code, offset_s, alerts))
+            rows.append(_daily_row(entry, plant_code, zone, alerts))
         except _Bad as bad:
             problems.append(
                 Problem(
@@ -318,8 +329,40 @@ def parse_onecall_daily(payload: Mapping, plant_code: str) -> tuple[pd.DataFrame
     return table.astype({**{c: "float64" for c in DAILY_COLUMNS[2:]}, "alerts": "int64"}), problems
 
 
+def _payload_zone(payload: Mapping) -> tzinfo | _Bad:
+    """The zone that makes One Call's `daily[].dt` local days: `timezone_offset` (seconds east of
+    UTC), else the IANA `timezone` name, else a _Bad saying why neither can be used.
+
+    Never a default: a plant outside India read as IST gets its days shifted (local noon in
+    California is 01:30 the next day in IST) and its alerts counted on the wrong days.
+    """
+    offset = payload.get("timezone_offset")
+    name = payload.get("timezone")
+    has_name = isinstance(name, str) and bool(name.strip())
+    if offset is not None:
+        try:
+            seconds = _number(offset, "timezone_offset")
+            if abs(seconds) >= 86400:
+                raise _Bad("timezone_offset", "is a day or more", offset)
+            return timezone(timedelta(seconds=int(seconds)))
+        except _Bad:
+            if not has_name:
+                return _Bad(
+                    "timezone_offset",
+                    f"timezone_offset {offset!r} is not a number of seconds east of UTC and "
+                    "there is no 'timezone' name",
+                    offset,
+                )
+    if has_name:
+        try:
+            return ZoneInfo(name.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            return _Bad("timezone", f"unknown time zone {name!r} and no 'timezone_offset'", name)
+    return _Bad("timezone_offset", "payload has neither 'timezone_offset' nor a 'timezone' name")
+
+
 def _daily_row(
-    entry: Any, plant_code: str, offset_s: int, alerts: list[tuple[float, float]]
+    entry: Any, plant_code: str, zone: tzinfo, alerts: list[tuple[float, float]]
 ) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise _Bad("daily", f"is a JSON {type(entry).__name__}, not an object", entry)
@@ -338,9 +381,10 @@ def _daily_row(
     snow = _optional(entry, "snow", "snow")
     rain = 0.0 if math.isnan(rain) else rain
     snow = 0.0 if math.isnan(snow) else snow
-    day = (datetime.fromtimestamp(dt, UTC) + timedelta(seconds=offset_s)).date()
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() - offset_s
-    end = start + 86400
+    day = datetime.fromtimestamp(dt, zone).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+    start = midnight.timestamp()
+    end = (midnight + timedelta(days=1)).timestamp()  # wall-clock day: 23/25 h across DST
     heavy = 24.0 if closes_road(rain, 0.0, 24.0) else 0.0
     closed = 24.0 if closes_road(rain, speed, 24.0) else 0.0
     return {
