@@ -120,9 +120,9 @@ ADDED_COLUMNS = {
     "plan_runs": (
         ("adjustments", "JSON"),
         ("stale_inputs", "JSON"),
-        ("instance_name", "VARCHAR"),
         ("serve_gap", "DOUBLE"),  # the serve stage's proof (see PlanResult)
         ("serve_bound", "DOUBLE"),
+        ("instance_name", "VARCHAR"),
     )
 }
 USABLE = "scenario = 'base' AND status IN ('optimal', 'feasible-with-gap')"
