@@ -6,7 +6,7 @@ import dagster as dg
 
 from clinker_pipeline.defs.automation import AUTOMATION_JOBS, SCHEDULES, SENSORS
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_job
-from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS
+from clinker_pipeline.defs.feeds.spec import feed_assets
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import (
     clinker_plan,
@@ -26,7 +26,7 @@ defs = dg.Definitions(
     assets=[
         instance_tables,
         *ERP_ASSETS,
-        *EXTERNAL_ASSETS,
+        *feed_assets(),
         clinker_plan,
         plan_tables,
         scenario_comparison,

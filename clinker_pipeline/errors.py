@@ -44,3 +44,7 @@ class SourceUnavailable(ClinkerError):
 
 class InvalidPayload(ClinkerError):
     """A data source answered, but with something that cannot be parsed."""
+
+
+class InvalidSetting(ClinkerError):
+    """An environment variable or resource setting has a value that cannot be used."""

@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from clinker_pipeline import settings
+from clinker_pipeline.defs.feeds.spec import FeedSpec, discover_feeds
+
+if TYPE_CHECKING:
+    from clinker_pipeline.defs.erp.oracle.resource import OracleResource
+    from clinker_pipeline.defs.erp.sap.resource import SapResource
+    from clinker_pipeline.lib.source_resource import SourceResource
 
 if TYPE_CHECKING:  # paho is imported by the probe only: `clinker --help` stays fast
     from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings
@@ -67,45 +73,42 @@ def _tcp(host: str, port: int, timeout: float) -> Callable[[], str]:
     return probe
 
 
-def check_sap(timeout: float) -> SourceHealth:
-    base = os.getenv("SAP_BASE_URL", "").strip()
-    if not base:
+def _endpoint(base: str) -> str:
+    parts = urlsplit(base)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def check_sap(timeout: float, sap: SapResource | None = None) -> SourceHealth:
+    """SAP's mode comes from the pipeline's own resource: live exactly when its assets are."""
+    from clinker_pipeline.defs.erp.sap.resource import SapResource
+
+    sap = sap or SapResource()
+    if sap.sample_mode:
         return SourceHealth("SAP", False, False, True, None, "bundled payloads", "sample mode")
-    from clinker_pipeline.defs.erp.sap.client import HttpTransport
     from clinker_pipeline.lib.http import HttpPolicy
 
-    parts = urlsplit(base)
-    endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-
     def probe() -> str:
-        transport = HttpTransport(
-            base,
-            os.getenv("SAP_USERNAME"),
-            os.getenv("SAP_PASSWORD"),
-            timeout=(timeout, timeout),
-            deadline_s=timeout,
-            policy=HttpPolicy(retries=0),
-        )
-        try:
-            client = os.getenv("SAP_CLIENT", "100")
-            transport.get_json(
-                f"{parts.path.rstrip('/')}/sap/opu/odata/sap/API_PLANT_SRV/A_Plant",
-                f"$top=1&$format=json&sap-client={client}",
+        with sap.client(
+            timeout=(timeout, timeout), deadline_s=timeout, http_policy=HttpPolicy(retries=0)
+        ) as client:
+            client.transport.get_json(
+                f"{client.prefix}/sap/opu/odata/sap/API_PLANT_SRV/A_Plant",
+                f"$top=1&$format=json&sap-client={client.client or '100'}",
             )
-        finally:
-            transport.close()
         return "A_Plant answered"
 
     ok, ms, detail = _timed(probe)
-    return SourceHealth("SAP", True, True, ok, ms, endpoint, detail)
+    return SourceHealth("SAP", True, True, ok, ms, _endpoint(sap.setting("base_url")), detail)
 
 
-def check_oracle(timeout: float) -> SourceHealth:
-    host = os.getenv("ORACLE_HOST", "").strip()
-    if not host:
+def check_oracle(timeout: float, oracle: OracleResource | None = None) -> SourceHealth:
+    from clinker_pipeline.defs.erp.oracle.resource import OracleResource
+
+    oracle = oracle or OracleResource()
+    if oracle.sample_mode:
         return SourceHealth("Oracle", False, False, True, None, "bundled rows", "sample mode")
-    port = int(os.getenv("ORACLE_PORT", "1521"))
-    service = os.getenv("ORACLE_SERVICE_NAME", "")
+    host, port = oracle.setting("host"), oracle.setting("port")
+    service = oracle.setting("service_name")
     ok, ms, detail = _timed(_tcp(host, port, timeout))
     return SourceHealth("Oracle", True, True, ok, ms, f"{host}:{port}/{service}", detail)
 
@@ -169,73 +172,15 @@ def _mqtt_connack(broker: BrokerSettings, timeout: float) -> str:
         client.loop(timeout=0.05)
 
 
-#: External feeds: (name, feed in feed_status, env of the key, env of the base URL, default base
-#: URL or "" when the feed is keyless and goes live only with a URL, probe path, probe query,
-#: query parameter carrying the key)
-EXTERNAL_FEEDS = (
-    (
-        "Weather",
-        "weather",
-        "WEATHER_API_KEY",
-        "OPENWEATHER_BASE_URL",
-        "https://api.openweathermap.org",
-        "/data/2.5/forecast",
-        {"lat": "19.96", "lon": "79.3", "cnt": "1", "units": "metric"},
-        "appid",
-    ),
-    (
-        "EIA diesel",
-        "diesel",
-        "FUEL_PRICE_API_KEY",
-        "EIA_BASE_URL",
-        "https://api.eia.gov",
-        "/v2/petroleum/pri/gnd/",
-        {},
-        "api_key",
-    ),
-    ("FX", "fx", "FX_API_KEY", "FX_BASE_URL", "", "/v1/latest", {"base": "USD"}, "api_key"),
-    (
-        "World Bank",
-        "indicators",
-        "",
-        "WORLDBANK_BASE_URL",
-        "",
-        "/v2/country/IND/indicator/FP.CPI.TOTL.ZG",
-        {"format": "json", "per_page": "1"},
-        "",
-    ),
-    (
-        "Market",
-        "market",
-        "MARKET_DATA_API_KEY",
-        "MARKET_DATA_URL",
-        "",
-        "",
-        {"limit": "1"},
-        "api-key",
-    ),
-)
+def check_feed(spec: FeedSpec, resource: SourceResource, timeout: float) -> SourceHealth:
+    """One cheap GET through the feed's own HTTP layer (no retries, the timeout as deadline).
 
-
-def check_feed(
-    name: str,
-    key_env: str,
-    url_env: str,
-    default_url: str,
-    path: str,
-    query: dict[str, str],
-    key_param: str,
-    timeout: float,
-) -> SourceHealth:
-    """One cheap GET through the feed's own HTTP layer (no retries, the timeout as deadline)."""
-    key = os.getenv(key_env, "").strip() if key_env else ""
-    url = os.getenv(url_env, "").strip()
-    live = bool(url) or (bool(key) and bool(default_url))
-    if not live:
+    The feed's mode is its resource's (`resource.sample_mode`), the very object the pipeline uses.
+    """
+    name = spec.probe.title
+    target = resource.probe_target()
+    if resource.sample_mode or target is None:
         return SourceHealth(name, False, False, True, None, "bundled payloads", "sample mode")
-    base = url or default_url
-    parts = urlsplit(base)
-    endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
     def probe() -> str:
         from clinker_pipeline.lib.feed_transport import HttpFeedTransport
@@ -243,23 +188,23 @@ def check_feed(
 
         transport = HttpFeedTransport(
             name,
-            base,
-            secret_params={key_param: key} if key and key_param else None,
+            target.base_url,
+            secret_params=target.secret_params or None,
             policy=HttpPolicy(
                 retries=0, connect_timeout=timeout, read_timeout=timeout, deadline_s=timeout
             ),
         )
         try:
-            if base.lower().endswith(".csv"):
-                transport.get_text(path, query)
+            if target.base_url.lower().endswith(".csv"):
+                transport.get_text(spec.probe.path, spec.probe.query)
             else:
-                transport.get_json(path, query)
+                transport.get_json(spec.probe.path, spec.probe.query)
         finally:
             transport.close()
         return "answered"
 
     ok, ms, detail = _timed(probe)
-    return SourceHealth(name, True, True, ok, ms, endpoint, detail)
+    return SourceHealth(name, True, True, ok, ms, _endpoint(target.base_url), detail)
 
 
 def check_postgres(timeout: float) -> SourceHealth:
@@ -328,10 +273,10 @@ def _last_good_feeds(path: str | None) -> dict[str, str]:
 
         with duckdb.connect(path, read_only=True) as con:
             out = {}
-            for spec in EXTERNAL_FEEDS:
-                good = last_good(con, spec[1])
+            for spec in discover_feeds():
+                good = last_good(con, spec.name)
                 if good is not None and good.last_good_at is not None:
-                    out[spec[1]] = good.last_good_at.isoformat()
+                    out[spec.name] = good.last_good_at.isoformat()
             return out
     except Exception:  # a locked or damaged file is reported by check_duckdb, not here
         return {}
@@ -356,15 +301,18 @@ def _last_materializations() -> dict[str, str]:
 
 
 def check_all(timeout: float = 5.0, duckdb_path: str | None = None) -> list[SourceHealth]:
+    from clinker_pipeline.defs.resources import source_resources
+
+    resources = source_resources()  # what the pipeline's definitions use, settings resolved now
     feeds_good = _last_good_feeds(duckdb_path)
     external = []
-    for name, feed, key_env, url_env, default, path, query, param in EXTERNAL_FEEDS:
-        health = check_feed(name, key_env, url_env, default, path, query, param, timeout)
-        health.last_good_at = feeds_good.get(feed)
+    for spec in discover_feeds():
+        health = check_feed(spec, resources[spec.probe.resource_key], timeout)
+        health.last_good_at = feeds_good.get(spec.name)
         external.append(health)
     results = [
-        check_sap(timeout),
-        check_oracle(timeout),
+        check_sap(timeout, resources["sap"]),
+        check_oracle(timeout, resources["oracle"]),
         *external,
         check_mqtt(timeout),
         check_postgres(timeout),

@@ -18,7 +18,7 @@ from clinker_pipeline.defs.automation import (
     plan_inputs_changed_sensor,
     run_failure_alert_sensor,
 )
-from clinker_pipeline.defs.erp.assets import erp_plants
+from clinker_pipeline.defs.erp.sap.assets import erp_plants
 from clinker_pipeline.instance import load_instance, sample_instance_path
 from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, write_plan
 from clinker_pipeline.lib.store.quarantine import QUARANTINE_DDL
@@ -72,6 +72,7 @@ def test_every_sensor_is_registered():
         "run_failure_alert_sensor",
         "data_quality_sensor",
         "telemetry_batches_sensor",
+        "default_automation_condition_sensor",  # the feeds' and ERP's automation conditions
     }
     assert sensors["telemetry_batches_sensor"].job_name == "telemetry_job"
     quality = sensors["data_quality_sensor"]

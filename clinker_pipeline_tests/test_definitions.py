@@ -90,17 +90,34 @@ def test_every_check_is_registered_with_its_blocking_flag():
     assert len(checks) == 9 + 8 + 2 + 2 + 8 + 3 * len(feeds) + 3 * 5 + 2
 
 
-def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime():
+def test_feed_and_erp_assets_retry_with_backoff_and_the_plan_has_a_max_runtime(monkeypatch):
+    """Run-level retries are requested at run time by each source's resource (settings read
+    then, not at import): 2 by default, exponential from 60 s, never after a 4xx."""
+    import logging
+    from types import SimpleNamespace
+
+    from clinker_pipeline.errors import SourceUnavailable
+    from clinker_pipeline.lib.source_resource import SourceResource
+
+    monkeypatch.delenv("CLINKER_FEED_RETRIES", raising=False)
+    monkeypatch.delenv("CLINKER_FEED_RETRY_DELAY_S", raising=False)
     graph = defs.resolve_asset_graph()
+    resources = defs.resources
     for name in ("weather_forecast", "diesel_prices", "fx_rates", "erp_plants", "erp_capacity"):
-        node = graph.get(dg.AssetKey(name))
-        policy = (
-            defs.resolve_job_def("clinker_plan_job")
-            .graph.node_named(node.assets_def.node_def.name)
-            .definition.retry_policy
-        )
-        assert policy is not None and policy.max_retries == 2, name
-        assert policy.backoff == dg.Backoff.EXPONENTIAL
+        keys = graph.get(dg.AssetKey(name)).assets_def.required_resource_keys
+        sources = [resources[k] for k in keys if isinstance(resources.get(k), SourceResource)]
+        assert sources, name
+        for source in sources:
+            log = logging.getLogger("test")
+            first = SimpleNamespace(retry_number=0, log=log)
+            last = SimpleNamespace(retry_number=2, log=log)
+            down = SourceUnavailable("down", status=503)
+            retry = source.fail(first, down, name)
+            assert isinstance(retry, dg.RetryRequested) and retry.max_retries == 2
+            assert 30 <= retry.seconds_to_wait <= 90
+            assert isinstance(source.fail(last, down, name), dg.Failure)
+            wrong = source.fail(first, SourceUnavailable("401", status=401), name)
+            assert isinstance(wrong, dg.Failure) and not wrong.allow_retries
     plan = graph.get(dg.AssetKey("clinker_plan"))
     assert plan.tags["dagster/max_runtime"] == "3600"
 

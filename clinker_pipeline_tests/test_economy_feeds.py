@@ -22,23 +22,22 @@ import pytest
 from werkzeug import Request, Response
 
 from clinker_pipeline.defs.feeds.fx.client import FxClient
-from clinker_pipeline.defs.feeds.indicators.client import CPI_INFLATION, WorldBankClient
-from clinker_pipeline.defs.feeds.indicators.parse import (
+from clinker_pipeline.defs.feeds.fx.parse import (
     FX_COLUMNS,
-    MANUAL_COLUMNS,
-    MANUAL_SAMPLE_DIR,
-    WORLDBANK_COLUMNS,
     latest_rate,
     parse_fx_latest,
     parse_fx_timeseries,
+)
+from clinker_pipeline.defs.feeds.fx.schema import fx_problems
+from clinker_pipeline.defs.feeds.indicators.client import CPI_INFLATION, WorldBankClient
+from clinker_pipeline.defs.feeds.indicators.parse import (
+    MANUAL_COLUMNS,
+    MANUAL_SAMPLE_DIR,
+    WORLDBANK_COLUMNS,
     parse_manual_csv,
     parse_worldbank,
 )
-from clinker_pipeline.defs.feeds.indicators.schema import (
-    fx_problems,
-    manual_problems,
-    worldbank_problems,
-)
+from clinker_pipeline.defs.feeds.indicators.schema import manual_problems, worldbank_problems
 from clinker_pipeline.errors import InvalidPayload, SourceUnavailable
 from clinker_pipeline_tests.helpers import FAST_POLICY, hermetic_http
 
@@ -395,19 +394,26 @@ def test_parse_fx_quarantines_bad_days_with_the_raw_record() -> None:
 
     frame, problems = parse_fx_timeseries(payload)
 
-    assert list(frame["date"]) == [date(2024, 1, 2)]
+    # what cannot be read is the parser's; a readable but non-positive rate is left to the one
+    # Pandera rule (rate > 0), so that rule is written once
+    assert list(frame["date"]) == [date(2024, 1, 2), date(2024, 1, 5), date(2024, 1, 8)]
     assert [(p.row, p.column, p.severity) for p in problems] == [
         (2, "date", "ERROR"),
         (3, "rate", "ERROR"),
-        (4, "rate", "ERROR"),
-        (5, "rate", "ERROR"),
         (6, "rate", "ERROR"),
         (7, "rate", "ERROR"),
     ]
     assert all(p.table == "fx_rates" and p.source == "FX USD/INR" for p in problems)
     assert problems[0].record == {"date": "2024-13-01", "rates": {"INR": 83.1}}
-    assert "not a number" in problems[1].message and "> 0" in problems[2].message
-    assert "no INR rate" in problems[4].message
+    assert "not a number" in problems[1].message
+    assert "no INR rate" in problems[2].message
+    schema = [p for p in fx_problems(frame, "FX USD/INR") if p.severity == "ERROR"]
+    assert sorted((p.row, p.column) for p in schema) == [(4, "rate"), (5, "rate")]
+    assert all("> 0" in p.message for p in schema)
+    assert [p.record for p in schema] == [
+        {"date": "2024-01-05", "rates": {"INR": 0}},
+        {"date": "2024-01-08", "rates": {"INR": -83.0}},
+    ]
 
 
 def test_fx_sample_mode_runs_the_same_client_and_parsers() -> None:

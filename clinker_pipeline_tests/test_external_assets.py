@@ -14,27 +14,27 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from werkzeug import Request, Response
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
-from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS, weather_forecast
+from clinker_pipeline.defs.erp.oracle.resource import OracleResource
+from clinker_pipeline.defs.erp.sap.resource import SapResource
 from clinker_pipeline.defs.feeds.diesel import client as eia
+from clinker_pipeline.defs.feeds.diesel.resource import DieselResource
 from clinker_pipeline.defs.feeds.fx import client as frankfurter
+from clinker_pipeline.defs.feeds.fx.resource import FxResource
 from clinker_pipeline.defs.feeds.indicators import client as worldbank
+from clinker_pipeline.defs.feeds.indicators.resource import ManualInputs, WorldBankResource
 from clinker_pipeline.defs.feeds.market import client as market
+from clinker_pipeline.defs.feeds.market.resource import MarketResource
+from clinker_pipeline.defs.feeds.spec import feed_assets
 from clinker_pipeline.defs.feeds.weather import client as openweather
+from clinker_pipeline.defs.feeds.weather.assets import weather_forecast
+from clinker_pipeline.defs.feeds.weather.resource import WeatherResource
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.resources import (
-    DieselResource,
     ErpSettings,
-    FxResource,
     InstanceFiles,
-    ManualInputs,
-    MarketResource,
-    OracleResource,
-    SapResource,
     ScenarioSettings,
     TelemetrySettings,
-    WeatherResource,
-    WorldBankResource,
 )
 
 WEATHER_KEY = "owm-K3y-0123456789abcdef"
@@ -82,7 +82,7 @@ def statuses(db: Path) -> dict[str, tuple]:
 
 def test_every_feed_in_sample_mode_lands_checked_tables(tmp_path):
     db = tmp_path / "c.duckdb"
-    result = materialize([instance_tables, *EXTERNAL_ASSETS], resources=resources(db))
+    result = materialize([instance_tables, *feed_assets()], resources=resources(db))
     assert result.success
     found = checks(result)
     for asset in ("weather_forecast", "fx_rates", "diesel_prices", "cement_prices"):
@@ -205,7 +205,7 @@ def test_every_feed_live_over_loopback_keeps_keys_out_of_duckdb_and_events(tmp_p
     db = tmp_path / "c.duckdb"
     instance = DagsterInstance.ephemeral()
     result = materialize(
-        [instance_tables, *EXTERNAL_ASSETS], resources=live(server, db), instance=instance
+        [instance_tables, *feed_assets()], resources=live(server, db), instance=instance
     )
     assert result.success
     got = statuses(db)
@@ -225,9 +225,11 @@ def test_every_feed_live_over_loopback_keeps_keys_out_of_duckdb_and_events(tmp_p
     assert not any(k in dumped for k in KEYS)
 
 
-def test_outage_keeps_last_good_data_warns_and_the_plan_says_stale(tmp_path, server):
+def test_outage_observes_fails_freshness_keeps_last_good_data_and_the_plan_says_stale(
+    tmp_path, server
+):
     db = tmp_path / "c.duckdb"
-    assert materialize([instance_tables, *EXTERNAL_ASSETS], resources=resources(db)).success
+    assert materialize([instance_tables, *feed_assets()], resources=resources(db)).success
     with duckdb.connect(str(db), read_only=True) as con:
         before = con.execute("SELECT * FROM weather_forecast ORDER BY ALL").df()
 
@@ -239,10 +241,15 @@ def test_outage_keeps_last_good_data_warns_and_the_plan_says_stale(tmp_path, ser
         [instance_tables, weather_forecast], resources=down, selection=[weather_forecast]
     )
     assert result.success  # a stale snapshot is not a failed run
-    mat = result.asset_materializations_for_node("weather_forecast")[0]
-    assert mat.metadata["stale"].value is True
-    assert "HTTP 503" in mat.metadata["stale_reason"].value
-    fresh = checks(result)[("weather_forecast", "data_fresh")]
+    # nothing new was fetched: no materialization, no check that did not run reported as passed
+    assert result.asset_materializations_for_node("weather_forecast") == []
+    observed = result.asset_observations_for_node("weather_forecast")
+    assert len(observed) == 1 and observed[0].metadata["stale"].value is True
+    assert "HTTP 503" in observed[0].metadata["stale_reason"].value
+    assert observed[0].metadata["last_good_at"].value not in ("", "None")
+    evaluated = checks(result)
+    assert set(evaluated) == {("weather_forecast", "data_fresh")}
+    fresh = evaluated[("weather_forecast", "data_fresh")]
     assert not fresh.passed and fresh.severity.value == "WARN"
     with duckdb.connect(str(db), read_only=True) as con:
         after = con.execute("SELECT * FROM weather_forecast ORDER BY ALL").df()

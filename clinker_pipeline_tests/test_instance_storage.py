@@ -13,13 +13,13 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
+from clinker_pipeline.defs.erp.oracle.resource import OracleResource
+from clinker_pipeline.defs.erp.sap.resource import SapResource
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan, plan_tables
 from clinker_pipeline.defs.resources import (
     ErpSettings,
     InstanceFiles,
-    OracleResource,
-    SapResource,
     ScenarioSettings,
     TelemetrySettings,
 )

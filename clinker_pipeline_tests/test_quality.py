@@ -9,8 +9,11 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS
-from clinker_pipeline.defs.feeds.assets import EXTERNAL_ASSETS, diesel_prices, fx_rates
 from clinker_pipeline.defs.feeds.diesel import client as eia
+from clinker_pipeline.defs.feeds.diesel.assets import diesel_prices
+from clinker_pipeline.defs.feeds.diesel.resource import DieselResource
+from clinker_pipeline.defs.feeds.fx.assets import fx_rates
+from clinker_pipeline.defs.feeds.spec import feed_assets
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import clinker_plan
 from clinker_pipeline.defs.quality.assets import (
@@ -19,7 +22,6 @@ from clinker_pipeline.defs.quality.assets import (
     data_quality_sensor,
 )
 from clinker_pipeline.defs.quality.store import CheckOutcome, FeedQuality
-from clinker_pipeline.defs.resources import DieselResource
 from clinker_pipeline_tests.test_external_assets import resources
 
 
@@ -138,7 +140,7 @@ def test_sensor_requests_one_report_per_finished_run_and_the_asset_writes_it(tmp
 def test_plan_shows_the_warn_checks_that_failed_in_its_run(tmp_path):
     db = tmp_path / "c.duckdb"
     result = dg.materialize(
-        [instance_tables, *ERP_ASSETS, *EXTERNAL_ASSETS, clinker_plan], resources=resources(db)
+        [instance_tables, *ERP_ASSETS, *feed_assets(), clinker_plan], resources=resources(db)
     )
     assert result.success
     warned = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from clinker_pipeline.defs.planning.store import LATEST_COMPARISON_VIEW, SCENARIO_COMPARISON_DDL
 from clinker_pipeline.defs.quality.store import LATEST_VIEW, REASONS_DDL, REPORT_DDL
 from clinker_pipeline.defs.telemetry.readings import FAMILY_TABLE, empty_family_frame
 from clinker_pipeline.defs.telemetry.store import (
@@ -19,11 +20,7 @@ from clinker_pipeline.defs.telemetry.store import (
     append_new,
     ensure_aggregate_views,
 )
-from clinker_pipeline.lib.store.feeds import (
-    FEED_STATUS_DDL,
-    LATEST_COMPARISON_VIEW,
-    SCENARIO_COMPARISON_DDL,
-)
+from clinker_pipeline.lib.store.feeds import FEED_STATUS_DDL
 from clinker_pipeline.lib.store.plan_store import ensure_schema
 from clinker_pipeline.lib.store.quarantine import ensure_quarantine
 

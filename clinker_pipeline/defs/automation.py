@@ -16,13 +16,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline.defs.erp.assets import ERP_ASSETS, erp_inventory, erp_job
-from clinker_pipeline.defs.feeds.assets import (
-    cement_prices,
-    diesel_prices,
-    economic_indicators,
-    fx_rates,
-    weather_forecast,
-)
+from clinker_pipeline.defs.feeds.diesel.assets import diesel_prices
+from clinker_pipeline.defs.feeds.fx.assets import fx_rates
+from clinker_pipeline.defs.feeds.indicators.assets import economic_indicators
+from clinker_pipeline.defs.feeds.market.assets import cement_prices
+from clinker_pipeline.defs.feeds.weather.assets import weather_forecast
 from clinker_pipeline.defs.instance.assets import instance_tables
 from clinker_pipeline.defs.planning.assets import DUCKDB_WRITER_TAG, plan_job
 from clinker_pipeline.defs.resources import TelemetrySettings

@@ -1,17 +1,16 @@
-"""Resources: how assets reach files, DuckDB and (later) the ERP and external feeds.
+"""Resources: how assets reach files, DuckDB, the ERP and the external feeds.
 
-Paths are not secrets, so they are read from the environment at load time with defaults that
-make the quick start work with no configuration at all.
+Each source's resource lives in its slice (`defs/erp/sap/resource.py`,
+`defs/feeds/<feed>/resource.py`) and is found through the declarations, never listed here. Their
+settings, and those below, resolve from environment variables when a run uses them
+(`lib/env_resource.py`), with defaults that make the quick start work with nothing configured.
+Only the DuckDB and instance paths are still read when the definitions load: `clinker run`
+sets them before it loads the definitions.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import replace
-from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -19,9 +18,12 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.erp.mapping import ErpMapping, sample_mapping_path
+from clinker_pipeline.errors import InvalidSetting
 from clinker_pipeline.instance import Instance, load_instance, sample_instance_path
+from clinker_pipeline.lib.env_resource import Env, EnvResource
 
-SAMPLE_MANUAL_DIR = Path(__file__).resolve().parent / "feeds" / "indicators" / "samples" / "manual"
+if TYPE_CHECKING:
+    from clinker_pipeline.lib.source_resource import SourceResource
 
 
 class InstanceFiles(dg.ConfigurableResource):
@@ -36,266 +38,59 @@ class InstanceFiles(dg.ConfigurableResource):
         return load_instance(self.resolved_path())
 
 
-class SapResource(dg.ConfigurableResource):
-    """SAP S/4HANA and IBP over OData; with no base URL, the bundled wire-format payloads."""
-
-    base_url: str = ""
-    username: str = ""
-    password: str = ""
-    sap_client: str = "100"  # the sap-client number
-    verify_tls: bool = True
-    timeout_s: float = 60.0
-    deadline_s: float = 180.0
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.base_url
-
-    def client(self) -> Any:  # -> SapODataClient (imported lazily: requests stack)
-        from clinker_pipeline.defs.erp.sap.client import SapODataClient
-
-        if self.sample_mode:
-            return SapODataClient.sample()
-        return SapODataClient(
-            self.base_url,
-            self.username,
-            self.password,
-            client=self.sap_client or None,
-            verify=self.verify_tls,
-            timeout=(10.0, self.timeout_s),
-            deadline_s=self.deadline_s,
-        )
-
-
-class OracleResource(dg.ConfigurableResource):
-    """Oracle ERP production capacity; with no host, the bundled rows in the driver's shape."""
-
-    host: str = ""
-    port: int = 1521
-    service_name: str = ""
-    username: str = ""
-    password: str = ""
-    wait_timeout_ms: int = 10_000
-    call_timeout_ms: int = 60_000
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.host
-
-    def fetch_capacity(self, period_from: date, period_to: date) -> tuple[list, list]:
-        """Good rows and bad rows (each with a reason) for `period_from <= month < period_to`."""
-        from clinker_pipeline.defs.erp.oracle.client import (
-            OracleCapacitySource,
-            OracleSettings,
-            SampleCapacitySource,
-        )
-
-        if self.sample_mode:
-            source = SampleCapacitySource()
-        else:
-            source = OracleCapacitySource(
-                OracleSettings(
-                    host=self.host,
-                    port=self.port,
-                    service_name=self.service_name,
-                    username=self.username,
-                    password=self.password,
-                    wait_timeout_ms=self.wait_timeout_ms,
-                    call_timeout_ms=self.call_timeout_ms,
-                )
-            )
-        try:
-            fetched = source.fetch(period_from, period_to)
-        finally:
-            source.close()
-        return list(fetched.rows), list(fetched.bad_rows)
-
-
-class ErpSettings(dg.ConfigurableResource):
+class ErpSettings(EnvResource):
     """Where the ERP mapping (SAP plant -> node, clinker material, IBP key figure) lives."""
 
-    mapping_path: str = ""  # empty: the bundled sample mapping
+    ENV: ClassVar = {
+        "mapping_path": Env("CLINKER_ERP_MAPPING"),
+        "input_source": Env("CLINKER_INPUT_SOURCE", "files"),
+    }
+    mapping_path: str | None = None  # unset: the bundled sample mapping
+    # where the plan's plants, stock, demand and capacity come from ("files" or "erp"): the
+    # default of the plan's config, resolved when the plan runs rather than at import
+    input_source: str | None = None
 
     def mapping(self) -> ErpMapping:
-        return ErpMapping.load(self.mapping_path or sample_mapping_path())
+        return ErpMapping.load(self.setting("mapping_path") or sample_mapping_path())
+
+    def plan_input_source(self) -> str:
+        value = str(self.setting("input_source")).strip().lower()
+        if value not in ("files", "erp"):
+            raise InvalidSetting(f"CLINKER_INPUT_SOURCE must be 'files' or 'erp', got {value!r}")
+        return value
 
 
-class _FeedResource(dg.ConfigurableResource):
-    """Per-source HTTP knobs; unset ones keep the client's defaults for that provider (OWM backs
-    off for a minute after a 429, EIA paces bursts below 5/s, the rest pace at 2 calls/s)."""
-
-    retries: int | None = None  # per request, by urllib3 with backoff and Retry-After
-    backoff_factor: float | None = None
-    deadline_s: float | None = None  # whole call, retries included
-    min_interval_s: float | None = None  # the client-side rate limit of this source
-
-    def policy(self, default: Any = None) -> Any:  # -> HttpPolicy
-        from clinker_pipeline.lib.http import HttpPolicy
-
-        base = default or HttpPolicy(deadline_s=120.0, min_interval_s=0.5)
-        fields = ("retries", "backoff_factor", "deadline_s", "min_interval_s")
-        return replace(
-            base, **{f: getattr(self, f) for f in fields if getattr(self, f) is not None}
-        )
-
-
-class WeatherResource(_FeedResource):
-    """OpenWeatherMap forecasts for every plant; with no API key, the bundled payloads."""
-
-    base_url: str = "https://api.openweathermap.org"
-    api_key: str = ""
-    onecall: bool = False  # also fetch One Call 3.0 daily (needs its own subscription)
-    max_workers: int = 4
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.api_key
-
-    def client(self) -> Any:  # -> OpenWeatherClient
-        from clinker_pipeline.defs.feeds.weather.client import DEFAULT_POLICY, OpenWeatherClient
-
-        if self.sample_mode:
-            return OpenWeatherClient.sample()
-        return OpenWeatherClient.live(
-            self.base_url,
-            self.api_key,
-            onecall=self.onecall,
-            policy=self.policy(DEFAULT_POLICY),
-            max_workers=self.max_workers,
-        )
-
-
-class DieselResource(_FeedResource):
-    """EIA weekly US retail diesel (API v2); with no API key, the bundled payloads."""
-
-    base_url: str = "https://api.eia.gov"
-    api_key: str = ""
-    history_start: str = "2024-01-01"
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.api_key
-
-    def client(self) -> Any:  # -> EiaClient
-        from clinker_pipeline.defs.feeds.diesel.client import DEFAULT_POLICY, EiaClient
-
-        if self.sample_mode:
-            return EiaClient.sample()
-        return EiaClient.live(self.base_url, self.api_key, policy=self.policy(DEFAULT_POLICY))
-
-
-class FxResource(_FeedResource):
-    """USD/INR reference rates (Frankfurter JSON); keyless, so live only when a URL is set."""
-
-    base_url: str = ""
-    api_key: str = ""  # only for a private mirror that wants one
-    history_start: str = "2024-01-01"
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.base_url
-
-    def client(self) -> Any:  # -> FxClient
-        from clinker_pipeline.defs.feeds.fx.client import FxClient
-
-        if self.sample_mode:
-            return FxClient.sample()
-        return FxClient.live(self.base_url, api_key=self.api_key, policy=self.policy())
-
-
-class WorldBankResource(_FeedResource):
-    """World Bank indicators API v2 (India CPI inflation); keyless, live when a URL is set."""
-
-    base_url: str = ""
-    country: str = "IND"
-    date_range: str = "2010:2026"
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.base_url
-
-    def client(self) -> Any:  # -> WorldBankClient
-        from clinker_pipeline.defs.feeds.indicators.client import WorldBankClient
-
-        if self.sample_mode:
-            return WorldBankClient.sample()
-        return WorldBankClient.live(self.base_url, policy=self.policy())
-
-
-class MarketResource(_FeedResource):
-    """City cement prices from a configured JSON (OGD `records`) or CSV feed, else the sample."""
-
-    url: str = ""
-    api_key: str = ""
-    format: str = "auto"  # auto | ogd-json | csv
-    # JSON object: our field -> the feed's field id (OGD ids are dataset-specific), e.g.
-    # {"price": "modal_price", "date": "arrival_date"}; unset fields keep the defaults
-    fields: str = ""
-
-    def field_map(self) -> dict[str, str]:
-        if not self.fields:
-            return {}
-        try:
-            value = json.loads(self.fields)
-        except ValueError as exc:
-            raise ValueError(f"MARKET_DATA_FIELDS is not a JSON object: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError("MARKET_DATA_FIELDS must be a JSON object of field ids")
-        return {str(k): str(v) for k, v in value.items()}
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.url
-
-    def client(self) -> Any:  # -> MarketPriceClient
-        from clinker_pipeline.defs.feeds.market.client import MarketPriceClient
-
-        if self.sample_mode:
-            return MarketPriceClient.sample()
-        fmt = {"ogd-json": "json"}.get(self.format, self.format)
-        return MarketPriceClient.live(self.url, api_key=self.api_key, fmt=fmt, policy=self.policy())
-
-
-class ManualInputs(dg.ConfigurableResource):
-    """Indicators with no public API (manufacturing PMI, road freight index) as CSV files."""
-
-    directory: str = ""  # empty: the bundled sample CSVs
-
-    @property
-    def sample_mode(self) -> bool:
-        return not self.directory
-
-    def path(self, indicator: str) -> Path:
-        base = Path(self.directory) if self.directory else SAMPLE_MANUAL_DIR
-        return base / f"{indicator}.csv"
-
-
-class TelemetrySettings(dg.ConfigurableResource):
+class TelemetrySettings(EnvResource):
     """Where the MQTT ingestor lands its batches, and the threshold rules file."""
 
-    landing_dir: str = "telemetry_landing"
-    rules_path: str = ""  # empty: the bundled rules
+    ENV: ClassVar = {
+        "landing_dir": Env("CLINKER_TELEMETRY_DIR", "telemetry_landing"),
+        "rules_path": Env("CLINKER_TELEMETRY_RULES"),
+    }
+    landing_dir: str | None = None
+    rules_path: str | None = None  # unset: the bundled rules
 
     def store(self) -> Any:  # -> LandingStore
         from clinker_pipeline.defs.telemetry.landing import LandingStore
 
-        return LandingStore(self.landing_dir)
+        return LandingStore(self.setting("landing_dir"))
 
     def rules(self) -> Any:  # -> RuleSet
         from clinker_pipeline.defs.telemetry.rules import RuleSet
 
-        return RuleSet.load(self.rules_path or None)
+        return RuleSet.load(self.setting("rules_path") or None)
 
 
-class ScenarioSettings(dg.ConfigurableResource):
+class ScenarioSettings(EnvResource):
     """The named scenario set (and the feed adjustments' constants) as a JSON file."""
 
-    path: str = ""  # empty: the bundled sample set
+    ENV: ClassVar = {"path": Env("CLINKER_SCENARIOS_PATH")}
+    path: str | None = None  # unset: the bundled sample set
 
     def load(self) -> Any:  # -> ScenarioSet
         from clinker_pipeline.optimization.scenarios import ScenarioSet
 
-        return ScenarioSet.load(self.path or None)
+        return ScenarioSet.load(self.setting("path") or None)
 
 
 class _KeepEmptyTables(DuckDBPandasTypeHandler):
@@ -320,9 +115,17 @@ class InstanceIOManager(DuckDBPandasIOManager):
         return [_KeepEmptyTables()]
 
 
-def _secret(name: str) -> Any:
-    """A secret from the environment as an EnvVar (Dagster never shows its value), or ""."""
-    return dg.EnvVar(name) if os.getenv(name) else ""
+def source_resources() -> dict[str, SourceResource]:
+    """Every source's resource, unconfigured (settings resolve from the environment at run time):
+    the ERP's and each declared feed's. `clinker health` probes these very objects."""
+    from clinker_pipeline.defs.erp.oracle.resource import OracleResource
+    from clinker_pipeline.defs.erp.sap.resource import SapResource
+    from clinker_pipeline.defs.feeds.spec import discover_feeds
+
+    found: dict[str, SourceResource] = {"sap": SapResource(), "oracle": OracleResource()}
+    for spec in discover_feeds():
+        found.update({key: cls() for key, cls in spec.resources.items()})
+    return found
 
 
 def build_resources() -> dict[str, object]:
@@ -331,41 +134,8 @@ def build_resources() -> dict[str, object]:
         "instance_files": InstanceFiles(path=settings.instance_path()),
         "duckdb": DuckDBResource(database=database),
         "duckdb_io_manager": InstanceIOManager(database=database, schema="instance"),
-        "sap": SapResource(
-            base_url=os.getenv("SAP_BASE_URL", ""),
-            username=_secret("SAP_USERNAME"),
-            password=_secret("SAP_PASSWORD"),
-            sap_client=os.getenv("SAP_CLIENT", "100"),
-        ),
-        "oracle": OracleResource(
-            host=os.getenv("ORACLE_HOST", ""),
-            port=int(os.getenv("ORACLE_PORT", "1521")),
-            service_name=os.getenv("ORACLE_SERVICE_NAME", ""),
-            username=_secret("ORACLE_USERNAME"),
-            password=_secret("ORACLE_PASSWORD"),
-        ),
-        "erp": ErpSettings(mapping_path=os.getenv("CLINKER_ERP_MAPPING", "")),
-        "weather": WeatherResource(
-            base_url=os.getenv("OPENWEATHER_BASE_URL", "https://api.openweathermap.org"),
-            api_key=_secret("WEATHER_API_KEY"),
-            onecall=os.getenv("OPENWEATHER_ONECALL", "").lower() in ("1", "true", "yes"),
-        ),
-        "diesel": DieselResource(
-            base_url=os.getenv("EIA_BASE_URL", "https://api.eia.gov"),
-            api_key=_secret("FUEL_PRICE_API_KEY"),
-        ),
-        "fx": FxResource(base_url=os.getenv("FX_BASE_URL", ""), api_key=_secret("FX_API_KEY")),
-        "worldbank": WorldBankResource(base_url=os.getenv("WORLDBANK_BASE_URL", "")),
-        "market": MarketResource(
-            url=os.getenv("MARKET_DATA_URL", ""),
-            api_key=_secret("MARKET_DATA_API_KEY"),
-            format=os.getenv("MARKET_DATA_FORMAT", "auto"),
-            fields=os.getenv("MARKET_DATA_FIELDS", ""),
-        ),
-        "manual_inputs": ManualInputs(directory=os.getenv("CLINKER_MANUAL_INPUTS_DIR", "")),
-        "scenarios": ScenarioSettings(path=os.getenv("CLINKER_SCENARIOS_PATH", "")),
-        "telemetry": TelemetrySettings(
-            landing_dir=settings.telemetry_dir(),
-            rules_path=os.getenv("CLINKER_TELEMETRY_RULES", ""),
-        ),
+        **source_resources(),
+        "erp": ErpSettings(),
+        "scenarios": ScenarioSettings(),
+        "telemetry": TelemetrySettings(),
     }

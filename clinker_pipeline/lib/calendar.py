@@ -1,7 +1,7 @@
 """The planning calendar: which instants each model period covers.
 
-The model's periods are plain integers; feeds arrive with timestamps. Weather (3-hourly), diesel
-(weekly) and telemetry (seconds) all need the same mapping onto periods, so it lives here once.
+The model's periods are plain integers; feeds arrive with timestamps. 3-hourly forecasts, weekly
+prices and telemetry (seconds) all need the same mapping onto periods, so it lives here once.
 Periods are calendar months starting at the plan start (the ERP mapping's `plan_start`), in UTC.
 """
 

@@ -12,6 +12,10 @@ import pandera.pandas as pa
 
 from clinker_pipeline.instance.problems import Problem, Rule, Severity
 
+#: `frame.attrs` key of {source_row: the raw record as it arrived}: a parser that leaves value
+#: rules to Pandera sets it, so a quarantined row still shows exactly what the source sent.
+RAW_RECORDS = "raw_records"
+
 
 def pandera_problems(
     schema: pa.DataFrameSchema | type[pa.DataFrameModel],
@@ -29,6 +33,7 @@ def pandera_problems(
     """
     # failure cases name index labels: make them unique positions (a concat of several
     # payloads repeats labels, and a repeated label would match several rows)
+    raw = table.attrs.get(RAW_RECORDS, {})
     table = table.reset_index(drop=True)
     try:
         schema.validate(table, lazy=True)
@@ -47,7 +52,9 @@ def pandera_problems(
                 row = int(table.at[index, "source_row"])
             else:
                 row = int(index) + 1
-            record = {k: plain_value(v) for k, v in table.loc[index].to_dict().items()}
+            record = raw.get(row) if row in raw else None
+            if record is None:
+                record = {k: plain_value(v) for k, v in table.loc[index].to_dict().items()}
         key = (row, column, str(case.check))
         if key in found:
             continue
@@ -75,3 +82,24 @@ def plain_value(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def has_columns(df: pd.DataFrame, *columns: str) -> bool:
+    """Whether the range rules can run at all (a missing column is already a structure ERROR)."""
+    return all(column in df.columns for column in columns)
+
+
+def equals(series: pd.Series, value: str) -> pd.Series:
+    """Plain bool mask (a missing code is simply not equal, rather than an NA mask)."""
+    return series.eq(value).fillna(False).astype(bool)
+
+
+def plausibility_problems(
+    schema: pa.DataFrameSchema, rows: pd.DataFrame, table: str, source: str
+) -> list[Problem]:
+    """WARN problems of `rows` (one series of a table) under a plausibility `schema`."""
+    if rows.empty:
+        return []
+    return pandera_problems(
+        schema, rows, table_name=table, source=source, severity="WARN", rule="plausibility"
+    )

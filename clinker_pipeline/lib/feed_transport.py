@@ -1,4 +1,4 @@
-"""How the external feed clients (weather, diesel, FX, World Bank, market prices) move bytes.
+"""How the external feed clients move bytes.
 
 Every client speaks to a `FeedTransport`: a path and query parameters in, decoded JSON (or CSV
 text) out. `HttpFeedTransport` goes over the resilient HTTP layer (retries with backoff and

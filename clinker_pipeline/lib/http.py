@@ -1,4 +1,4 @@
-"""Resilient JSON over HTTP, shared by every feed client (SAP, weather, diesel, FX).
+"""Resilient JSON over HTTP, shared by every client (SAP and the external feeds).
 
 ERP gateways, API proxies and public APIs fail in the same few ways: refused connections,
 429/503 with or without Retry-After, HTML error pages, truncated bodies. A planner needs each of

@@ -1,1 +1,1 @@
-"""External feeds (weather, diesel, FX, indicators, market prices) as assets."""
+"""External feeds, one folder each, each declared once by its `spec.py` (see `spec.py` here)."""

@@ -14,6 +14,8 @@ from dagster_duckdb import DuckDBResource
 
 from clinker_pipeline import settings
 from clinker_pipeline.defs.analytics import ensure_analyst_tables
+from clinker_pipeline.defs.feeds.spec import discover_feeds
+from clinker_pipeline.defs.planning.store import load_feed_inputs, write_comparison
 from clinker_pipeline.defs.quality.assets import check_outcomes
 from clinker_pipeline.defs.resources import (
     ErpSettings,
@@ -26,7 +28,6 @@ from clinker_pipeline.instance.loader import fingerprint, instance_name
 from clinker_pipeline.instance.parse import coerce_tables
 from clinker_pipeline.lib.calendar import current_period, monthly_periods
 from clinker_pipeline.lib.markdown import to_markdown
-from clinker_pipeline.lib.store.feeds import load_feed_inputs, write_comparison
 from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, write_plan
 from clinker_pipeline.lib.store.snapshot import publish_snapshot
 from clinker_pipeline.optimization.result import PlanResult
@@ -58,7 +59,11 @@ class PlanConfig(dg.Config):
 
 
 # read from DuckDB by the scenario layer (fuel, weather, silo levels and outages)
-FEED_INPUTS = ["weather_forecast", "diesel_prices", "silo_levels", "production_telemetry"]
+FEED_INPUTS = [
+    *(spec.asset for spec in discover_feeds() if spec.plan_input),
+    "silo_levels",
+    "production_telemetry",
+]
 
 ERP_INPUTS = {  # ERP asset -> the instance table it replaces when input_source == "erp"
     "erp_plants": "plants",

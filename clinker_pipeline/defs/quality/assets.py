@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from clinker_pipeline.defs.feeds.spec import feed_of_asset
 from clinker_pipeline.defs.quality.store import (
     CheckOutcome,
     FeedQuality,
@@ -28,11 +29,7 @@ from clinker_pipeline.lib.store.feeds import table_exists
 
 #: asset -> the feed name used in `quarantine.feed` and `feed_status.feed`
 ASSET_FEED: dict[str, str] = {
-    "weather_forecast": "weather",
-    "fx_rates": "fx",
-    "diesel_prices": "diesel",
-    "economic_indicators": "indicators",
-    "cement_prices": "market",
+    **feed_of_asset(),  # the declared feeds
     "erp_plants": "sap_plants",
     "erp_inventory": "sap_stock",
     "erp_demand_forecast": "ibp_demand",

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.lib.store.feeds import table_exists
 
 SCORE_VERSION = 1
@@ -195,8 +196,7 @@ def write_report(
     """Replace this run's rows (a re-run of the report is idempotent) in one transaction."""
     con.execute(REPORT_DDL)
     con.execute(REASONS_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM data_quality_report WHERE dagster_run_id = ?", [run_id])
         con.execute("DELETE FROM data_quality_reasons WHERE dagster_run_id = ?", [run_id])
         if len(report):
@@ -208,10 +208,6 @@ def write_report(
                     columns=["dagster_run_id", "feed", "severity", "rule", "reason", "rows"]
                 )
             ).insert_into("data_quality_reasons")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     con.execute(LATEST_VIEW)
 
 

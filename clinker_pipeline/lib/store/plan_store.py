@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.optimization.result import PlanResult
 
 PLAN_TABLES: dict[str, str] = {
@@ -223,8 +224,7 @@ def write_plan(
         for k, v in rounded(run).items()
     }
     counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _insert(con, "plan_runs", pd.DataFrame([run]))
         counts["plan_runs"] = 1
         for table, attr in DETAIL_TABLES.items():
@@ -234,10 +234,6 @@ def write_plan(
                 continue
             _insert(con, table, rounded(frame).assign(run_id=result.run_id))
             counts[table] = len(frame)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 

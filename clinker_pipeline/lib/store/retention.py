@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
+from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.lib.store.plan_store import DETAIL_TABLES, ensure_schema
 from clinker_pipeline.lib.store.quarantine import QUARANTINE_DDL
 
@@ -74,14 +75,9 @@ def apply_retention(
     )
     counts: dict[str, int] = {name: 0 for name in ("plan_runs", *DETAIL_TABLES)}
     if doomed:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for table in (*DETAIL_TABLES, "plan_runs"):
                 counts[table] = _delete(con, table, "list_contains(?, run_id)", [doomed])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     counts["quarantine"] = _delete(
         con,
         "quarantine",

@@ -63,7 +63,7 @@ class FxClient:
     """Reads Frankfurter v1 `latest` and time series answers, checked but unparsed.
 
     Returns the raw payload (a dict) so the asset can store exactly what arrived; turn it into a
-    table with `feeds.indicators.parse.parse_fx_timeseries` / `parse_fx_latest`.
+    table with `feeds.fx.parse.parse_fx_timeseries` / `parse_fx_latest`.
     """
 
     def __init__(self, transport: FeedTransport) -> None:

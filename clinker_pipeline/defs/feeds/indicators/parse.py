@@ -1,7 +1,7 @@
-"""USD/INR rates, India CPI inflation and manually keyed indicators as typed tables.
+"""India CPI inflation and manually keyed indicators as typed tables.
 
-Pure functions: payloads in (already fetched by `feeds.fx.client` / `feeds.indicators.client`, or a
-CSV someone typed from a press release), DataFrames and Problems out. The choices:
+Pure functions: payloads in (already fetched by `feeds.indicators.client`, or a CSV someone
+typed from a press release), DataFrames and Problems out. The choices:
 
 * A record that cannot be read (bad date, non-numeric or non-positive rate, a month typed as
   "Oct-26") is not kept, but it is never dropped silently either: it becomes an ERROR Problem
@@ -9,9 +9,6 @@ CSV someone typed from a press release), DataFrames and Problems out. The choice
 * World Bank rows with `"value": null` are normal (the newest year is published months later).
   They are not data, so they are not kept; they come back as WARN Problems with rule "dropped",
   which makes "the 2025 figure is not out yet" visible instead of looking like a lost row.
-* Frankfurter serves ECB reference rates (USD/INR as a cross through EUR) on TARGET working days
-  only; the tables keep the publication date, so `latest_rate` tells the caller how old the rate
-  is instead of pretending it is today's. These are not RBI/FBIL rates.
 * Manual CSVs carry a `source` column on purpose: PMI and freight figures are licensed or
   surveyed numbers typed in by a person, and a planner must be able to trace each one.
 """
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,15 +27,15 @@ from typing import Any
 import pandas as pd
 
 from clinker_pipeline.instance.problems import Problem, Rule, Severity
+from clinker_pipeline.lib.values import number as read_number
+from clinker_pipeline.lib.values import sorted_by
 
 #: World Bank indicator id of "Inflation, consumer prices (annual %)".
 CPI_INFLATION = "FP.CPI.TOTL.ZG"
 
-FX_TABLE = "fx_rates"
 WORLDBANK_TABLE = "worldbank_indicators"
 MANUAL_TABLE = "manual_indicators"
 
-FX_COLUMNS: tuple[str, ...] = ("date", "base", "quote", "rate", "source_row")
 WORLDBANK_COLUMNS: tuple[str, ...] = (
     "indicator",
     "indicator_name",
@@ -94,162 +90,13 @@ MANUAL_INDICATORS: dict[str, ManualIndicator] = {
     ),
 }
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEAR = re.compile(r"\d{4}")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def fx_source(base: str, quote: str) -> str:
-    """The Problem `source` of an FX table, as a planner names it ("FX USD/INR")."""
-    return f"FX {base}/{quote}"
 
 
 def worldbank_source(indicator: str) -> str:
     """The Problem `source` of World Bank rows ("World Bank FP.CPI.TOTL.ZG")."""
     return f"World Bank {indicator}"
-
-
-# ---- FX (Frankfurter v1) ----------------------------------------------------------------------
-
-
-def parse_fx_timeseries(
-    payload: Mapping[str, Any], quote: str = "INR"
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """A v1 time series (`{"base", "start_date", "end_date", "rates": {day: {quote: rate}}}`).
-
-    `start_date` may lie before the requested start (Frankfurter snaps back to the last published
-    day); that row is kept, it is the rate in force on the requested start. Rows come out sorted
-    by date; `source_row` is the day's position in `rates`.
-    """
-    base, problems = _fx_base(payload, quote)
-    if base is None:
-        return empty_fx(), problems
-    rates = payload.get("rates")
-    if not isinstance(rates, Mapping):
-        return empty_fx(), [_fx_whole(base, quote, "rates", "payload has no 'rates' object")]
-    rows: list[dict[str, Any]] = []
-    for position, (day, entry) in enumerate(rates.items(), start=1):
-        row, found = _fx_row(day, entry, base, quote, position, {"date": day, "rates": entry})
-        problems += found
-        if row is not None:
-            rows.append(row)
-    return _fx_frame(rows), problems
-
-
-def parse_fx_latest(
-    payload: Mapping[str, Any], quote: str = "INR"
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """A v1 `latest` answer (`{"base", "date", "rates": {quote: rate}}`): one row.
-
-    Its date is the last ECB working day, often 1-4 days before today; it is kept as published.
-    """
-    base, problems = _fx_base(payload, quote)
-    if base is None:
-        return empty_fx(), problems
-    rates = payload.get("rates")
-    if not isinstance(rates, Mapping):
-        return empty_fx(), [_fx_whole(base, quote, "rates", "payload has no 'rates' object")]
-    row, found = _fx_row(payload.get("date"), rates, base, quote, 1, dict(payload))
-    return _fx_frame([row] if row is not None else []), problems + found
-
-
-def latest_rate(fx: pd.DataFrame, on: date | None = None) -> tuple[date, float]:
-    """The last published rate on or before `on` (default: the newest), with its date.
-
-    The date is returned on purpose: ECB rates skip weekends and TARGET holidays, so the rate
-    that applies "on" a Sunday is Friday's, and a caller should see how old it is.
-    Raises ValueError when the table is empty, mixes currency pairs, or starts after `on`.
-    """
-    if fx.empty:
-        raise ValueError("no FX rates to choose from")
-    pairs = fx[["base", "quote"]].drop_duplicates()
-    if len(pairs) > 1:
-        named = ", ".join(f"{b}/{q}" for b, q in pairs.itertuples(index=False))
-        raise ValueError(f"FX table mixes currency pairs ({named}); filter one pair first")
-    table = fx if on is None else fx[fx["date"].map(lambda d: d <= on)]
-    if table.empty:
-        raise ValueError(f"no FX rate on or before {on} (first rate is {min(fx['date'])})")
-    day, rate = max(zip(table["date"], table["rate"], strict=True), key=lambda pair: pair[0])
-    return day, float(rate)
-
-
-def empty_fx() -> pd.DataFrame:
-    return _fx_frame([])
-
-
-def _fx_base(payload: Any, quote: str) -> tuple[str | None, list[Problem]]:
-    if not isinstance(payload, Mapping):
-        problem = Problem(
-            FX_TABLE,
-            fx_source("?", quote),
-            None,
-            None,
-            f"payload is a {type(payload).__name__}, not a JSON object",
-        )
-        return None, [problem]
-    base = payload.get("base")
-    if not isinstance(base, str) or not _CURRENCY.fullmatch(base):
-        problem = Problem(
-            FX_TABLE,
-            fx_source("?", quote),
-            None,
-            "base",
-            f"base currency {base!r} is not a 3-letter ISO code",
-            value=None if base is None else str(base),
-            record={k: v for k, v in payload.items() if k != "rates"},
-        )
-        return None, [problem]
-    return base, []
-
-
-def _fx_whole(base: str, quote: str, column: str, message: str) -> Problem:
-    return Problem(FX_TABLE, fx_source(base, quote), None, column, message)
-
-
-def _fx_row(
-    day: Any, entry: Any, base: str, quote: str, position: int, record: dict[str, Any]
-) -> tuple[dict[str, Any] | None, list[Problem]]:
-    source = fx_source(base, quote)
-
-    def problem(column: str, message: str, value: Any) -> Problem:
-        shown = None if value is None else str(value)
-        return Problem(FX_TABLE, source, position, column, message, value=shown, record=record)
-
-    found: list[Problem] = []
-    parsed = _iso_date(day)
-    if parsed is None:
-        found.append(problem("date", f"date {day!r} is not a YYYY-MM-DD day", day))
-    rate: float | None = None
-    if not isinstance(entry, Mapping):
-        found.append(problem("rate", "the day's rates are not a JSON object", entry))
-    elif quote not in entry:
-        found.append(problem("rate", f"no {quote} rate on this day", None))
-    else:
-        rate = _number(entry[quote])
-        if rate is None:
-            found.append(
-                problem("rate", f"{quote} rate {entry[quote]!r} is not a number", entry[quote])
-            )
-        elif rate <= 0:
-            found.append(problem("rate", f"{quote} rate must be > 0", entry[quote]))
-    if found:
-        return None, found
-    return {"date": parsed, "base": base, "quote": quote, "rate": rate, "source_row": position}, []
-
-
-def _fx_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "date": pd.Series([r["date"] for r in rows], dtype=object),
-            "base": pd.array([r["base"] for r in rows], dtype="string"),
-            "quote": pd.array([r["quote"] for r in rows], dtype="string"),
-            "rate": pd.array([r["rate"] for r in rows], dtype="float64"),
-            "source_row": pd.array([r["source_row"] for r in rows], dtype="Int64"),
-        }
-    )
-    return _sorted(frame, ["date"])
 
 
 # ---- World Bank Indicators API v2 ---------------------------------------------------------------
@@ -295,7 +142,7 @@ def parse_worldbank(rows: Sequence[Mapping[str, Any]]) -> tuple[pd.DataFrame, li
             "source_row": pd.array([r["source_row"] for r in kept], dtype="Int64"),
         }
     )
-    return _sorted(frame, ["indicator", "country", "year"]), problems
+    return sorted_by(frame, ["indicator", "country", "year"]), problems
 
 
 def _worldbank_row(position: int, raw: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -326,7 +173,7 @@ def _worldbank_row(position: int, raw: Any) -> tuple[dict[str, Any] | None, list
         return None, [
             _worldbank_problem(position, raw, "value", message, severity="WARN", rule="dropped")
         ]
-    number = _number(value)
+    number = read_number(value)
     if number is None:
         message = f"value {value!r} is not a number"
         return None, [_worldbank_problem(position, raw, "value", message, value)]
@@ -423,7 +270,7 @@ def parse_manual_csv(
             found.append(
                 ("month", f"month {text_of['month']} already given on line {first_line[month]}")
             )
-        value = _number(text_of["value"])
+        value = read_number(text_of["value"])
         if value is None:
             found.append(
                 (
@@ -475,19 +322,7 @@ def _manual_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "source_row": pd.array([r["source_row"] for r in rows], dtype="Int64"),
         }
     )
-    return _sorted(frame, ["indicator", "month"])
-
-
-# ---- small readers ------------------------------------------------------------------------------
-
-
-def _iso_date(value: Any) -> date | None:
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    return sorted_by(frame, ["indicator", "month"])
 
 
 def _month(value: str) -> date | None:
@@ -495,22 +330,3 @@ def _month(value: str) -> date | None:
     if not match or not 1 <= int(match.group(2)) <= 12:
         return None
     return date(int(match.group(1)), int(match.group(2)), 1)
-
-
-def _number(value: Any) -> float | None:
-    """A finite float from a JSON number or a plain decimal string; None otherwise."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        if not _DECIMAL.fullmatch(value.strip()):
-            return None
-    elif not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from clinker_pipeline.instance.problems import Problem
+from clinker_pipeline.lib.feed_checks import RAW_RECORDS
 
 #: Kilograms in one bag: the unit Indian cement prices are quoted in.
 BAG_KG = 50.0
@@ -172,9 +173,6 @@ def parse_prices(
         if price is None:
             problem(row, ids["price"], "price is not a number", record, raw_price)
             continue
-        if price <= 0:
-            problem(row, ids["price"], "price must be positive", record, raw_price)
-            continue
         raw_unit = _get(record, ids["unit"])
         unit = unit_kind(raw_unit)
         if unit is None:
@@ -222,6 +220,9 @@ def parse_prices(
         )
 
     table = _price_frame([entry for _, entry, _ in kept.values()])
+    # value rules (a price must be positive) are the Pandera schema's; its problems quarantine
+    # the record as it arrived
+    table.attrs[RAW_RECORDS] = {row: dict(record) for row, _, record in kept.values()}
     problems.sort(key=lambda p: (p.row is None, p.row or 0))
     return table, problems
 

@@ -49,7 +49,9 @@ STRUCTURE = pa.DataFrameSchema(
             pa.Check(_is_date, element_wise=True, error="price_date must be a date"),
             nullable=False,
         ),
-        "price_inr_per_bag": pa.Column(float, pa.Check.gt(0), nullable=False),
+        "price_inr_per_bag": pa.Column(
+            float, pa.Check.gt(0, error="price must be positive"), nullable=False
+        ),
         "price_inr_per_t": pa.Column(float, pa.Check.gt(0), nullable=False),
         "source_row": pa.Column("Int64", nullable=True, required=False),
     },
