@@ -306,7 +306,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         penalty=args.penalty,
     )
     warnings = [str(p) for p in instance.warnings]
-    result = optimize(instance.tables, options, warnings=warnings)
+    progress = None
+    if args.verbose:  # solve progress on stderr every few seconds
+        from clinker_pipeline.optimization.guard import StderrProgress
+
+        progress = StderrProgress()
+    try:
+        result = optimize(instance.tables, options, warnings=warnings, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     write_error = None
     if output is not None:
         import duckdb
@@ -360,7 +369,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         return EXIT_INFEASIBLE
     if not result.plan_found:
         print(f"no plan: {result.message}", file=sys.stderr)
-        return EXIT_NO_PLAN
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_NO_PLAN
     return EXIT_OK
 
 

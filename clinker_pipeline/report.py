@@ -26,7 +26,7 @@ def plan_summary(result: PlanResult, duckdb_path: str | None = None, top: int = 
         gap = "n/a" if result.mip_gap is None else f"{100 * result.mip_gap:.4f} %"
         lines += [
             f"  served      {result.served_pct:.4f} % of {result.demand_t:,.0f} t "
-            f"(unmet {result.unmet_t:,.0f} t)",
+            f"(unmet {result.unmet_t:,.0f} t)" + _serve_proof(result),
             f"  cost        {_inr(result.cost)} = production {_inr(result.production_cost)}"
             f" + transport {_inr(result.transport_cost)} + holding {_inr(result.holding_cost)}",
             f"  MIP gap     {gap}",
@@ -139,3 +139,11 @@ def quality_summary(report: pd.DataFrame | None) -> str:
             f" / {r.rows_quarantined_warn:,} WARN, {r.freshness}"
         )
     return "\n".join(lines)
+
+
+def _serve_proof(result: PlanResult) -> str:
+    """How close the serve stage is to proven: a better plan could serve at most this share
+    of demand more (nothing when proven, or when the run had no serve stage)."""
+    if result.serve_gap is None or result.serve_gap <= 1e-9:
+        return ""
+    return f" (serve stage within {100 * result.serve_gap:.4f} %)"

@@ -17,7 +17,7 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
-from clinker_pipeline.optimization.data import ModelData
+from clinker_pipeline.optimization.data import ModelData, lane_flow_bounds
 
 
 @dataclass
@@ -47,18 +47,26 @@ def build_model(
     holding_cost: float = 0.0,
     elastic: bool = False,
     relax_trips: bool = False,
+    flow_bounds: bool = False,
 ) -> BuiltModel:
     """Build the model. With `elastic`, constraint rows, stock bounds and fulfilment floors get
-    slack variables and the only objective is their sum: used to explain infeasibility."""
+    slack variables and the only objective is their sum: used to explain infeasibility.
+    `flow_bounds` adds the lane bounds the balance rows imply (`lane_flow_bounds`); never in the
+    elastic model, whose stock bounds may give."""
     m = pyo.ConcreteModel(name="clinker_allocation")
     n_nodes, n_t = data.n_nodes, data.n_periods
     mult = data.lane_mult
     integral = (mult > 1) & (not relax_trips)
+    f_hi = np.full(len(mult), np.inf)
+    if flow_bounds and not elastic:
+        f_hi = lane_flow_bounds(data) / mult
+        f_hi = np.where(integral, np.floor(f_hi + 1e-9), f_hi)
 
     # --- variables --------------------------------------------------------------------------
     m.F = pyo.Var(
         range(len(mult)),
         domain=lambda _m, k: pyo.NonNegativeIntegers if integral[k] else pyo.NonNegativeReals,
+        bounds=lambda _m, k: (0, None if np.isinf(f_hi[k]) else float(f_hi[k])),
     )
     prod_keys = [(int(n), int(t)) for n, t in zip(*np.nonzero(data.capacity > 0), strict=True)]
     cap = [float(data.capacity[n, t]) for n, t in prod_keys]

@@ -31,6 +31,11 @@ class PlanResult:
     served_pct: float | None = None
     mip_gap: float | None = None
     best_bound: float | None = None
+    # the serve stage's lower bound on unmet tonnes, and (incumbent unmet - that bound) / demand:
+    # the share of demand a better plan could still serve (0 when stage 1 is proven)
+    serve_bound: float | None = None
+    serve_gap: float | None = None
+    interrupted: bool = False  # stopped by Ctrl-C (the plan, if any, is the best found)
     n_vars: int = 0
     n_int: int = 0
     n_rows: int = 0
@@ -73,6 +78,8 @@ class PlanResult:
             "served_pct",
             "mip_gap",
             "best_bound",
+            "serve_gap",
+            "serve_bound",
             "n_vars",
             "n_int",
             "n_rows",

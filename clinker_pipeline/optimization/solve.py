@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import pyomo.environ as pyo
 from clinker_pipeline.errors import SolverUnavailable
 from clinker_pipeline.optimization.data import ModelData, compile_data
 from clinker_pipeline.optimization.diagnose import diagnose_infeasibility
+from clinker_pipeline.optimization.guard import ProgressHook, SolveGuard
 from clinker_pipeline.optimization.model import BuiltModel, build_model
 from clinker_pipeline.optimization.result import (
     ERROR,
@@ -27,7 +29,7 @@ from clinker_pipeline.optimization.result import (
     OPTIMAL,
     PlanResult,
 )
-from clinker_pipeline.optimization.runners import StageOutcome, make_runner
+from clinker_pipeline.optimization.runners import HighsRunner, StageOutcome, make_runner
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,16 @@ class SolveOptions:
     relax_trips: bool = False  # LP relaxation of whole trips (for comparison only)
     threads: int | None = None
     diagnose: bool = True  # on infeasibility, re-solve elastically to name the rows that give
+    # HiGHS only: a quick start for the serve stage (LP trips rounded down) and a repaired start
+    # for the cost stage (serve-stage trips fixed, LP of the cost stage), both under the guard.
+    mip_start: bool = True
+    # lane bounds implied by supply and need (same optimum, finite trips); off by default until
+    # the benchmark shows they help (`bench_optimizer.py --strength --configs old,new,bounds`)
+    flow_bounds: bool = False
+    # HiGHS only: scale the cost objective inside the solver to about 1e6 per unit (INR outside);
+    # measured equal or better on the realistic set (bench_optimizer.py --strength)
+    scale_cost: bool = True
+    highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS verbatim
 
     def __post_init__(self) -> None:
         if self.objective not in ("lexicographic", "penalty"):
@@ -71,14 +83,28 @@ def optimize(
     options: SolveOptions | None = None,
     run_id: str | None = None,
     warnings: list[str] | None = None,
+    progress: ProgressHook | None = None,
 ) -> PlanResult:
-    """Build, solve and extract a plan from validated instance tables."""
+    """Build, solve and extract a plan from validated instance tables.
+
+    `progress` receives the solve's state every few seconds (stage, elapsed, incumbent, bound).
+    Ctrl-C while solving stops the search and returns the best plan found ("interrupted")."""
     options = options or SolveOptions()
     run_id = run_id or uuid.uuid4().hex
-    runner = make_runner(options.solver, threads=options.threads)  # fail fast if missing
+    guard = SolveGuard(progress)
+    runner = make_runner(options.solver, threads=options.threads, guard=guard)  # fail fast
+    if isinstance(runner, HighsRunner):
+        runner.solver_options = dict(options.highs_options)
+    starts = options.mip_start and isinstance(runner, HighsRunner) and not options.relax_trips
+    scale_cost = options.scale_cost and isinstance(runner, HighsRunner)
     t0 = time.perf_counter()
     data = compile_data(tables)
-    built = build_model(data, holding_cost=options.holding_cost, relax_trips=options.relax_trips)
+    built = build_model(
+        data,
+        holding_cost=options.holding_cost,
+        relax_trips=options.relax_trips,
+        flow_bounds=options.flow_bounds,
+    )
     build_s = time.perf_counter() - t0
     result = PlanResult(
         run_id=run_id,
@@ -98,29 +124,45 @@ def optimize(
     if result.n_vars == 0:  # nothing to decide (an empty instance): the empty plan is optimal
         _extract(built, result)
         result.status, result.mip_gap = OPTIMAL, 0.0
+        result.serve_gap, result.serve_bound = 0.0, result.unmet_t
         return result
     result.handoff_s = runner.load(m)
-    deadline = time.perf_counter() + options.time_limit
+    t_solve = time.perf_counter()
+    deadline = t_solve + options.time_limit
 
     def left() -> float:
         return max(1.0, deadline - time.perf_counter())
 
+    first: StageOutcome | None = None
     if options.objective == "penalty":
         m.obj_serve.deactivate()
         m.obj_penalty = pyo.Objective(expr=m.cost + options.penalty * m.unmet)
         runner.objective_changed(m)
-        final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap)
+        final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap, stage="penalty (INR)")
         stages = [final]
     else:
+        serve_until = t_solve + max(1.0, options.serve_time_share * options.time_limit)
+        quick = None
+        if starts and data.lane_mult.max(initial=1) > 1:
+            # a quick plan for the serve stage: the LP's trips rounded down, the rest re-solved
+            quick = runner.repair_plan(
+                None, time_limit=0.25 * (serve_until - time.perf_counter()), stage="serve start"
+            )
         first = runner.solve(
             m,
-            time_limit=max(1.0, options.serve_time_share * options.time_limit),
+            time_limit=max(1.0, serve_until - time.perf_counter()),
             rel_gap=options.serve_gap,
+            stage="serve (unmet t)",
+            start=quick,
         )
+        first, took_quick = _better_of(runner, m, first, quick)
         stages = [first]
         final = first
-        if first.has_solution:
+        if first.has_solution and not first.interrupted:
             u_star = float(first.incumbent)
+            stage1_cols = None
+            if starts:
+                stage1_cols = quick.col_value if took_quick else runner.solution_values()
             m.serve_floor = pyo.Constraint(
                 expr=m.unmet <= u_star * (1 + SERVE_REL_TOL) + SERVE_ABS_TOL
             )
@@ -128,7 +170,21 @@ def optimize(
             m.obj_cost.activate()
             runner.constraint_added(m, m.serve_floor)
             runner.objective_changed(m)
-            final = runner.solve(m, time_limit=left(), rel_gap=options.mip_gap)
+            repaired = None
+            if stage1_cols is not None:
+                # the repaired start: stage 1's trips, the cheapest flows under the serve floor
+                repaired = runner.repair_plan(
+                    stage1_cols, time_limit=0.5 * left(), stage="cost start"
+                )
+            final = runner.solve(
+                m,
+                time_limit=left(),
+                rel_gap=options.mip_gap,
+                stage="cost (INR)",
+                start=repaired,
+                **({"objective_scale": _cost_scale(data)} if scale_cost else {}),
+            )
+            final, _ = _better_of(runner, m, final, repaired)
             stages.append(final)
             if not final.has_solution:
                 # stage 2 found nothing in the time left. Solves load a plan only when they
@@ -141,30 +197,45 @@ def optimize(
                     bound=final.bound,
                     seconds=final.seconds,
                     termination=final.termination,
+                    interrupted=final.interrupted,
                 )
-    result.solve_s = sum(s.seconds for s in stages)
+    result.solve_s = time.perf_counter() - t_solve
+    interrupted = any(s.interrupted for s in stages)
+    result.interrupted = interrupted
+    if first is not None and first.has_solution:
+        _serve_bound(result, first, data)
 
     if final.has_solution:
         t1 = time.perf_counter()
         _extract(built, result)
-        all_optimal = all(s.optimal for s in stages)
+        all_optimal = all(s.optimal for s in stages) and not interrupted
+        if first is not None and len(stages) == 1:
+            all_optimal = False  # interrupted before the cost stage: cost is not optimised
         result.status = OPTIMAL if all_optimal else FEASIBLE
         objective_value = (
             result.cost
             if options.objective == "lexicographic"
             else (result.cost + options.penalty * result.unmet_t)
         )
-        if final.bound is not None and objective_value is not None:
-            result.best_bound = float(final.bound)
-            result.mip_gap = abs(objective_value - final.bound) / max(1e-9, abs(objective_value))
+        cost_bound = None if (first is not None and final is first) else final.bound
+        if cost_bound is not None and not np.isfinite(cost_bound):
+            cost_bound = None
+        if cost_bound is not None and objective_value is not None:
+            result.best_bound = float(cost_bound)
+            result.mip_gap = abs(objective_value - cost_bound) / max(1e-9, abs(objective_value))
         elif all_optimal:
             result.mip_gap = 0.0
-        if not all_optimal:
+        if interrupted:
+            result.message = "interrupted"
+        elif not all_optimal:
             result.message = (
                 f"stopped by the time limit ({options.time_limit:g} s): "
                 f"best plan found returned ({final.termination})"
             )
         result.extract_s = time.perf_counter() - t1
+    elif interrupted:
+        result.status = ERROR
+        result.message = "interrupted before any plan was found"
     elif any(s.infeasible for s in stages):
         result.status = INFEASIBLE
         result.message = "no plan satisfies the hard constraints"
@@ -172,10 +243,10 @@ def optimize(
             diag = diagnose_infeasibility(data, options, time_limit=max(10.0, left()))
             result.diagnosis = diag
             if len(diag):
-                first = diag.iloc[0]
+                first_row = diag.iloc[0]
                 result.message += (
-                    f"; {len(diag)} row(s) must give, first {first['source_table']} row "
-                    f"{first['source_row']} by {first['violation_t']:,.0f} t"
+                    f"; {len(diag)} row(s) must give, first {first_row['source_table']} row "
+                    f"{first_row['source_row']} by {first_row['violation_t']:,.0f} t"
                 )
     else:
         result.status = ERROR
@@ -184,6 +255,42 @@ def optimize(
             "try a longer --time-limit"
         )
     return result
+
+
+def _better_of(runner, m, outcome: StageOutcome, plan) -> tuple[StageOutcome, bool]:
+    """The solve's own incumbent, or the repaired plan when the solve found nothing better
+    (e.g. the time ran out before HiGHS took it up): that plan is then loaded into the model.
+    The flag says whether the plan was taken."""
+    if plan is None or outcome.optimal or outcome.infeasible:
+        return outcome, False
+    own = outcome.incumbent if outcome.has_solution else None
+    if own is not None and own <= plan.objective + 1e-9 * abs(plan.objective):
+        return outcome, False
+    runner.load_plan(m, plan)
+    return replace(outcome, has_solution=True, incumbent=plan.objective), True
+
+
+def _cost_scale(data: ModelData) -> int:
+    """The power of 2 that brings the largest cost coefficient (INR per trip or tonne) near 1e6,
+    where HiGHS stops warning that the model is badly scaled."""
+    coefs = np.concatenate([data.lane_cost * data.lane_mult, data.prod_cost.ravel()])
+    top = float(np.abs(coefs).max(initial=0.0))
+    return -max(0, int(np.ceil(np.log2(top / 1e6)))) if top > 1e6 else 0
+
+
+def _serve_bound(result: PlanResult, first: StageOutcome, data: ModelData) -> None:
+    """The serve stage's proof: a lower bound on unmet tonnes, and how far (as a share of
+    demand) a better plan could still serve more than the one found."""
+    u_star = float(first.incumbent)
+    bound = first.bound
+    if bound is None or not np.isfinite(bound):
+        bound = u_star if first.optimal else None
+    if bound is None:
+        return
+    bound = min(u_star, max(0.0, float(bound)))
+    demand = float(data.demand.sum())
+    result.serve_bound = bound
+    result.serve_gap = (u_star - bound) / demand if demand > 0 else 0.0
 
 
 def _extract(built: BuiltModel, result: PlanResult) -> None:

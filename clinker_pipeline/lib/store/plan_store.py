@@ -122,7 +122,13 @@ DETAIL_TABLES = {
 LATEST_VIEWS = ("plan_production", "plan_shipments", "plan_inventory", "plan_unmet")
 # Columns added after the first release: files written by an older version gain them (NULL).
 ADDED_COLUMNS = {
-    "plan_runs": (("adjustments", "JSON"), ("stale_inputs", "JSON"), ("instance_name", "VARCHAR"))
+    "plan_runs": (
+        ("adjustments", "JSON"),
+        ("stale_inputs", "JSON"),
+        ("serve_gap", "DOUBLE"),  # the serve stage's proof (see PlanResult)
+        ("serve_bound", "DOUBLE"),
+        ("instance_name", "VARCHAR"),
+    )
 }
 USABLE = "scenario = 'base' AND status IN ('optimal', 'feasible-with-gap')"
 # Published plans are rounded to what a plant can act on and a solver can tell apart: tonnes to
