@@ -32,3 +32,14 @@ def dummy_xlsx(dummy_dir: Path) -> Path:
 def toy_dir() -> Path:
     """toy_2iu3gu/: the small dataset with the alias file names ("Capacity.csv", ...)."""
     return dataset("toy_2iu3gu")
+
+
+@pytest.fixture(autouse=True)
+def _own_defs_state_storage():
+    """Dagster keeps the entered instance's defs-state storage in a context variable, and an
+    instance entered by a sensor or schedule context is never left: a later test would reach
+    the PostgreSQL database an earlier test dropped. Each test starts and ends with none."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield

@@ -24,6 +24,7 @@ from clinker_pipeline.defs.telemetry.readings import FAMILY_TABLE, family_rows, 
 from clinker_pipeline.instance.problems import Problem
 from clinker_pipeline.lib.checks import problem_check_result
 from clinker_pipeline.lib.markdown import to_markdown
+from clinker_pipeline.lib.store.db import transaction
 from clinker_pipeline.lib.store.feeds import table_exists
 from clinker_pipeline.lib.store.quarantine import quarantine_problems
 
@@ -156,11 +157,9 @@ def _load_batch(
     )
 
     out = _BatchLoad()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         out.loaded_by = batch_loaded_by(con, batch_id)
         if out.loaded_by is not None:
-            con.execute("ROLLBACK")
             return out
         batch_new = batch_problems = 0
         for family, table in FAMILY_TABLE.items():
@@ -188,10 +187,6 @@ def _load_batch(
             quarantined=batch_problems,
             dagster_run_id=run_id,
         )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return out
 
 

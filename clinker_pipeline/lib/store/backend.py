@@ -323,6 +323,11 @@ def conflict_retried(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+# connections (by id) inside a transaction that `transactional` or `db.transaction` opened:
+# DuckDB cannot say whether a connection is in one, and a second BEGIN aborts the first
+OPEN_TRANSACTIONS: set[int] = set()
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT ended it already
         con.execute("ROLLBACK")
@@ -335,17 +340,19 @@ def transactional(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(con: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> T:
         def once() -> T:
-            try:
-                con.execute("BEGIN TRANSACTION")
-            except duckdb.TransactionException:
-                # already inside the caller's transaction: join it; the caller commits it
+            if id(con) in OPEN_TRANSACTIONS:
+                # inside the caller's transaction: join it; the caller commits (and retries)
                 return fn(con, *args, **kwargs)
+            con.execute("BEGIN TRANSACTION")
+            OPEN_TRANSACTIONS.add(id(con))
             try:
                 result = fn(con, *args, **kwargs)
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
                 raise
+            finally:
+                OPEN_TRANSACTIONS.discard(id(con))
             return result
 
         return retry_on_conflict(once)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import duckdb
 import pandas as pd
 
-from clinker_pipeline.lib.store.backend import conflict_retried, is_lake
+from clinker_pipeline.lib.store.backend import OPEN_TRANSACTIONS, conflict_retried, is_lake
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -30,8 +30,10 @@ def ident(name: str) -> str:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All or nothing: readers see the old state or the new one, never half of a write."""
+    """All or nothing: readers see the old state or the new one, never half of a write. Store
+    functions called inside join this transaction instead of opening their own."""
     con.begin()
+    OPEN_TRANSACTIONS.add(id(con))
     try:
         yield con
     except BaseException:
@@ -39,7 +41,10 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         with contextlib.suppress(duckdb.TransactionException):
             con.rollback()
         raise
-    con.commit()
+    else:
+        con.commit()
+    finally:
+        OPEN_TRANSACTIONS.discard(id(con))
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
