@@ -148,10 +148,19 @@ def test_no_run_tag_limits_and_one_pool_slot_in_dagster_yaml():
 
 
 def test_no_job_selects_the_whole_graph():
-    """A plan run must not re-fetch every feed: jobs stay small, automation does the rest."""
+    """A plan run must not re-fetch every feed: jobs stay small, automation does the rest. The
+    one job that spans sources and plan, `main_run_job`, is an operator's (by hand or on
+    workers): no schedule or sensor launches it, and it leaves out the partitioned assets."""
     repo = defs.get_repository_def()
     names = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
-    assert names == {"erp_sync_job", "cleanup_job", "data_quality_job"}
+    assert names == {"erp_sync_job", "cleanup_job", "data_quality_job", "main_run_job"}
+    targeted = {s.job_name for s in repo.schedule_defs} | {
+        job.name for s in repo.sensor_defs if s.has_jobs for job in s.jobs
+    }
+    assert "main_run_job" not in targeted
+    main = defs.resolve_job_def("main_run_job")
+    selected = {k.to_user_string() for k in main.asset_layer.selected_asset_keys}
+    assert {"scenario_plan", "scenario_comparison", "data_quality_report"}.isdisjoint(selected)
 
 
 def test_erp_sync_job_selects_the_erp_group():

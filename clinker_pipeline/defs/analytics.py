@@ -20,6 +20,7 @@ from clinker_pipeline.defs.telemetry.store import (
     append_new,
     ensure_aggregate_views,
 )
+from clinker_pipeline.lib.store.backend import portable_ddl
 from clinker_pipeline.lib.store.feeds import FEED_STATUS_DDL
 from clinker_pipeline.lib.store.plan_store import ensure_schema
 from clinker_pipeline.lib.store.quarantine import ensure_quarantine
@@ -40,7 +41,7 @@ def ensure_analyst_tables(con: duckdb.DuckDBPyConnection) -> None:
         DEAD_LETTER_DDL,
         ALERTS_DDL,
     ):
-        con.execute(ddl)
+        con.execute(portable_ddl(con, ddl))
     for family in FAMILY_TABLE:
         # an empty typed frame: append_new creates the table with the family's columns
         append_new(con, FAMILY_TABLE[family], empty_family_frame(family))
