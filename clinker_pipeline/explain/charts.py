@@ -175,16 +175,21 @@ def cost_by_component(costs: dict[str, float | None]) -> bytes:
     return _png(fig)
 
 
+# an infeasible scenario leaves these None: the column is then of object dtype
+NUMBERS = ("cost_inr", "served_pct", "rail_share_pct")
+
+
 def scenario_chart(table: pd.DataFrame) -> bytes:
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     if table is not None and len(table):
         names = table["scenario"].astype(str).tolist()
-        ax1.barh(names, table["cost_inr"].fillna(0) / 1e7, color="#6a8caf")
+        number = {c: pd.to_numeric(table[c], errors="coerce").fillna(0.0) for c in NUMBERS}
+        ax1.barh(names, number["cost_inr"] / 1e7, color="#6a8caf")
         ax1.set_xlabel("cost, INR crore")
         ax1.invert_yaxis()
-        served = table["served_pct"].fillna(0)
-        rail = table["rail_share_pct"].fillna(0)
+        served = number["served_pct"]
+        rail = number["rail_share_pct"]
         ax2.barh(names, rail, color=MODE_COLOURS["T2"], label="rail share %")
         ax2.plot(served, names, "o", color="#333333", label="served %")
         ax2.set_xlim(0, 100)
