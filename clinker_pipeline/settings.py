@@ -13,11 +13,6 @@ def duckdb_path() -> str:
     return os.getenv("CLINKER_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)
 
 
-def instance_path() -> str:
-    """Instance files to plan from; empty means the bundled sample network."""
-    return os.getenv("CLINKER_INSTANCE_PATH", "")
-
-
 def input_source() -> str:
     """Where the plan's plants, stock, demand and capacity come from: "files" or "erp"."""
     value = os.getenv("CLINKER_INPUT_SOURCE", "files").strip().lower()

@@ -212,3 +212,14 @@ def test_dagster_cli_validates_both_entry_points():
             timeout=180,
         )
         assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_instance_path_is_read_when_a_run_uses_it(monkeypatch, toy_dir):
+    """CLINKER_INSTANCE_PATH set after the definitions loaded still decides the instance."""
+    from clinker_pipeline.instance import sample_instance_path
+
+    files = defs.resources["instance_files"]
+    monkeypatch.setenv("CLINKER_INSTANCE_PATH", str(toy_dir))
+    assert files.resolved_path() == str(toy_dir)
+    monkeypatch.delenv("CLINKER_INSTANCE_PATH")
+    assert files.resolved_path() == str(sample_instance_path())

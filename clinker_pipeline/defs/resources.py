@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasTypeHandler
 
 from clinker_pipeline import settings
@@ -26,13 +25,14 @@ if TYPE_CHECKING:
     from clinker_pipeline.lib.source_resource import SourceResource
 
 
-class InstanceFiles(dg.ConfigurableResource):
+class InstanceFiles(EnvResource):
     """A planning instance stored as files: a directory of CSVs or an xlsx workbook."""
 
-    path: str = ""  # empty: the bundled sample network
+    ENV: ClassVar = {"path": Env("CLINKER_INSTANCE_PATH", "")}
+    path: str | None = None  # unset: CLINKER_INSTANCE_PATH when the run starts; empty: the sample
 
     def resolved_path(self) -> str:
-        return self.path or str(sample_instance_path())
+        return self.setting("path") or str(sample_instance_path())
 
     def load(self) -> Instance:
         return load_instance(self.resolved_path())
@@ -131,7 +131,7 @@ def source_resources() -> dict[str, SourceResource]:
 def build_resources() -> dict[str, object]:
     database = settings.ensure_parent(settings.duckdb_path())
     return {
-        "instance_files": InstanceFiles(path=settings.instance_path()),
+        "instance_files": InstanceFiles(),
         **store_resources(database, io_manager=InstanceIOManager),
         **source_resources(),
         "erp": ErpSettings(),
