@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from clinker_pipeline.defs.erp.oracle.resource import OracleResource
     from clinker_pipeline.defs.erp.sap.resource import SapResource
     from clinker_pipeline.lib.source_resource import SourceResource
+    from clinker_pipeline.lib.store.backend import StoreSettings
 
 if TYPE_CHECKING:  # paho is imported by the probe only: `clinker --help` stays fast
     from clinker_pipeline.defs.telemetry.mqtt import BrokerSettings
@@ -233,52 +234,71 @@ def check_postgres(timeout: float) -> SourceHealth:
     return SourceHealth("PostgreSQL", True, True, ok, ms, endpoint, detail)
 
 
+def _store(path: str | None) -> StoreSettings:
+    """The analysts' store as the pipeline opens it: the DuckDB file, or the lake when
+    `CLINKER_STORE=ducklake`."""
+    from clinker_pipeline.lib.store.backend import StoreSettings
+
+    return StoreSettings.from_env(path or settings.duckdb_path())
+
+
 def check_duckdb(path: str | None = None) -> SourceHealth:
-    path = path or settings.duckdb_path()
-    if not os.path.exists(path):
+    store = _store(path)
+    name, endpoint = ("DuckLake", store.describe()) if store.is_lake else ("DuckDB", store.database)
+    if not store.is_lake and not os.path.exists(store.database):
         return SourceHealth(
-            "DuckDB", True, True, True, None, path, "no file yet: created by the first run"
+            name, True, True, True, None, endpoint, "no file yet: created by the first run"
         )
     last: dict[str, str | None] = {"at": None}
 
     def probe() -> str:
         import duckdb
 
-        with duckdb.connect(path, read_only=True) as con:
-            tables = {
-                r[0]
-                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-            }
-            if "latest_plan_run" not in tables:
+        from clinker_pipeline.lib.store.backend import StoreConfigError, connect
+
+        try:
+            con = connect(store, read_only=True)
+        except (duckdb.Error, StoreConfigError) as exc:
+            if "creating a new DuckLake is explicitly disabled" not in str(exc):
+                raise
+            return "no lake yet: created by the first run"  # the catalog database is reachable
+        try:
+            try:
+                rows = con.execute("SELECT created_at, status FROM latest_plan_run").fetchall()
+            except duckdb.CatalogException:
                 return "readable; no plan yet"
-            row = con.execute("SELECT created_at, status FROM latest_plan_run").fetchone()
-        if row is None:
+        finally:
+            con.close()
+        if not rows:
             return "readable; no successful plan yet"
-        last["at"] = row[0].isoformat() if isinstance(row[0], datetime) else str(row[0])
-        return f"readable; latest plan {row[1]}"
+        at, status = rows[0]
+        last["at"] = at.isoformat() if isinstance(at, datetime) else str(at)
+        return f"readable; latest plan {status}"
 
     ok, ms, detail = _timed(probe)
-    return SourceHealth("DuckDB", True, True, ok, ms, path, detail, last["at"])
+    return SourceHealth(name, True, True, ok, ms, endpoint, detail, last["at"])
 
 
 def _last_good_feeds(path: str | None) -> dict[str, str]:
-    """Last good fetch per external feed, from DuckDB's feed_status (when the file exists)."""
-    path = path or settings.duckdb_path()
-    if not os.path.exists(path):
+    """Last good fetch per external feed, from the store's feed_status (when there is a store)."""
+    store = _store(path)
+    if not store.is_lake and not os.path.exists(store.database):
         return {}
     try:
-        import duckdb
-
+        from clinker_pipeline.lib.store.backend import connect
         from clinker_pipeline.lib.store.feeds import last_good
 
-        with duckdb.connect(path, read_only=True) as con:
+        con = connect(store, read_only=True)
+        try:
             out = {}
             for spec in discover_feeds():
                 good = last_good(con, spec.name)
                 if good is not None and good.last_good_at is not None:
                     out[spec.name] = good.last_good_at.isoformat()
             return out
-    except Exception:  # a locked or damaged file is reported by check_duckdb, not here
+        finally:
+            con.close()
+    except Exception:  # a locked or damaged store is reported by check_duckdb, not here
         return {}
 
 

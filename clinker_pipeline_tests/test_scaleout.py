@@ -327,3 +327,33 @@ def _watch_as_analyst(cluster: Cluster, run: subprocess.Popen) -> set[tuple[str,
     if con is not None:
         con.close()
     return seen
+
+
+@needs_pg
+def test_health_probes_the_lake_not_a_local_file(lake, monkeypatch, tmp_path):
+    """With CLINKER_STORE=ducklake, `clinker health` reads the lake the pipeline writes: no plan
+    at first, then the newest plan; the catalog's password is never shown."""
+    from clinker_pipeline.health import check_duckdb
+    from clinker_pipeline.instance import load_instance, sample_instance_path
+    from clinker_pipeline.lib.store.plan_store import write_plan
+    from clinker_pipeline.optimization import optimize
+
+    monkeypatch.chdir(tmp_path)  # no clinker.duckdb here: a file probe would say "no file yet"
+    monkeypatch.setenv("CLINKER_STORE", "ducklake")
+    monkeypatch.setenv("CLINKER_DUCKLAKE_CATALOG", lake.catalog)
+    monkeypatch.setenv("CLINKER_DUCKLAKE_DATA_PATH", lake.data_path)
+    empty = check_duckdb()
+    assert (empty.name, empty.ok) == ("DuckLake", True), empty
+    assert "no lake yet" in empty.detail
+    assert SECRET not in empty.endpoint and SECRET not in empty.detail
+    con = connect(lake)
+    try:
+        write_plan(con, optimize(load_instance(sample_instance_path()).tables))
+    finally:
+        con.close()
+    planned = check_duckdb()
+    assert planned.ok and "latest plan optimal" in planned.detail, planned
+    assert planned.last_good_at is not None
+    monkeypatch.setenv("CLINKER_DUCKLAKE_CATALOG", "dbname=clinker_no_such_lake host=127.0.0.1")
+    down = check_duckdb()
+    assert not down.ok and down.name == "DuckLake"
