@@ -25,7 +25,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -246,21 +246,25 @@ def upsert(
     keys: tuple[str, ...],
     *,
     replace: bool = True,
+    columns: Sequence[str] = (),
 ) -> None:
     """Insert the rows of relation `source` into `table`, replacing (or, with replace=False,
     keeping) stored rows with the same key. DuckDB: the primary key's INSERT OR REPLACE/IGNORE;
-    DuckLake: DELETE + INSERT inside the caller's transaction."""
+    DuckLake: DELETE + INSERT inside the caller's transaction. `columns` names the columns to
+    write when `source` does not have the table's columns in the table's order."""
+    target = f"{table} ({', '.join(columns)})" if columns else table
+    select = ", ".join(columns) if columns else "*"
     if not is_lake(con):
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        con.execute(f"{verb} INTO {table} SELECT * FROM {source}").fetchall()
+        con.execute(f"{verb} INTO {target} SELECT {select} FROM {source}").fetchall()
         return
     match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     if replace:
         con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {source} s WHERE {match})")
-        con.execute(f"INSERT INTO {table} SELECT * FROM {source}").fetchall()
+        con.execute(f"INSERT INTO {target} SELECT {select} FROM {source}").fetchall()
     else:
         con.execute(
-            f"INSERT INTO {table} SELECT * FROM {source} s "
+            f"INSERT INTO {target} SELECT {select} FROM {source} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
         ).fetchall()
 

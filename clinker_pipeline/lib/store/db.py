@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from clinker_pipeline.lib.store.backend import OPEN_TRANSACTIONS, conflict_retried, is_lake
+from clinker_pipeline.lib.store.backend import upsert as insert_relation
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -118,14 +119,9 @@ def upsert(
             revised = con.execute(
                 f"SELECT count(*) FROM {name} h JOIN _upsert_frame f ON {match}"
             ).fetchall()[0][0]
-            columns = ", ".join(ident(c) for c in frame.columns)
-            verb = "INSERT OR REPLACE"
-            if is_lake(con):
-                con.execute(
-                    f"DELETE FROM {name} h WHERE EXISTS (SELECT 1 FROM _upsert_frame f WHERE {match})"
-                )
-                verb = "INSERT"
-            con.execute(f"{verb} INTO {name} ({columns}) SELECT {columns} FROM _upsert_frame")
+            insert_relation(
+                con, name, "_upsert_frame", tuple(keys), columns=[ident(c) for c in frame.columns]
+            )
     finally:
         con.unregister("_upsert_frame")
     return {"inserted": len(frame) - int(revised), "revised": int(revised)}
